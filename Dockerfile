@@ -1,0 +1,13 @@
+# dlsuite: the main job (every app end to end on embedded data) in a container.
+#   docker build -t dlsuite . && docker run --rm -v $PWD/runs:/app/runs dlsuite
+FROM python:3.11-slim-bookworm
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY apps apps
+COPY shared shared
+COPY pipelines pipelines
+COPY scripts scripts
+# The same set-up script the README and CI use.
+RUN bash scripts/setup.sh && rm -rf /root/.cache/pip /var/lib/apt/lists/*
+ENV PATH=/app/.venv/bin:$PATH
+CMD ["dlsuite", "all"]

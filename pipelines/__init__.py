@@ -1,0 +1,1 @@
+"""tf.data input pipelines and embedded corpora shared by the dlsuite apps."""

@@ -1,0 +1,94 @@
+"""Optimizers and learning-rate schedules from config, using Keras' own classes.
+
+Nothing here reimplements an optimizer: the config names a Keras optimizer, a
+schedule, gradient clipping (`clipnorm` / `global_clipnorm`) and Polyak/EMA weight
+averaging (`use_ema`, `ema_momentum`, equation 8.39 of the notes' optimization
+chapter: theta_hat <- alpha * theta_hat + (1 - alpha) * theta).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from dlsuite.shared.config import option
+
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "warmup_cosine", "exponential")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer part of every app's config (fields are copied into each app config)."""
+
+    optimizer: str = option("adamw", "sgd | rmsprop | adam | adamw")
+    learning_rate: float = option(3e-3, "peak learning rate")
+    momentum: float = option(0.9, "SGD/RMSprop momentum")
+    nesterov: bool = option(True, "Nesterov momentum for SGD")
+    weight_decay: float = option(1e-4, "decoupled weight decay (adamw, sgd)")
+    schedule: str = option("warmup_cosine", "constant | warmup_cosine | exponential")
+    warmup_fraction: float = option(0.05, "share of steps spent warming up (warmup_cosine)")
+    decay_rate: float = option(0.5, "exponential: factor per decay_epochs")
+    clipnorm: float = option(0.0, "clip each gradient to this norm (0 = off)")
+    global_clipnorm: float = option(0.0, "clip all gradients jointly to this norm (0 = off)")
+    ema_momentum: float = option(0.0, "Polyak/EMA weight averaging momentum (0 = off)")
+
+
+def make_schedule(
+    schedule: str, learning_rate: float, total_steps: int, warmup_fraction: float = 0.05,
+    decay_rate: float = 0.5, decay_steps: int | None = None,
+):
+    """A Keras learning-rate schedule (or a float for "constant")."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule '{schedule}'. Choose one of {', '.join(SCHEDULES)}.")
+    total_steps = max(1, int(total_steps))
+    if schedule == "constant":
+        return learning_rate
+    if schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, decay_steps=decay_steps or max(1, total_steps // 4),
+            decay_rate=decay_rate,
+        )
+    warmup_steps = int(total_steps * warmup_fraction)
+    # Keras' CosineDecay warms up linearly from initial_learning_rate to warmup_target.
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+def make_optimizer(config, total_steps: int, learning_rate: float | None = None):
+    """Builds the Keras optimizer described by an app config's optimizer fields.
+
+    Args:
+        config: any object with the fields of `OptimizerConfig`.
+        total_steps: int. Training steps, for the schedule.
+        learning_rate: float or None. Overrides `config.learning_rate` (fine-tuning).
+    """
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"Unknown optimizer '{config.optimizer}'. Choose one of {', '.join(OPTIMIZERS)}."
+        )
+    lr = make_schedule(
+        config.schedule, learning_rate or config.learning_rate, total_steps,
+        config.warmup_fraction, config.decay_rate,
+    )
+    common = {
+        "learning_rate": lr,
+        "clipnorm": config.clipnorm or None,
+        "global_clipnorm": config.global_clipnorm or None,
+        "use_ema": config.ema_momentum > 0,
+        "ema_momentum": config.ema_momentum or 0.99,
+    }
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay or None, **common,
+        )
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=config.momentum, **common)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(**common)
+    return keras.optimizers.AdamW(weight_decay=config.weight_decay, **common)
