@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+
 from dlsuite.shared.runs import replace_dir
 
 

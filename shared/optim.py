@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+
 from dlsuite.shared.config import option
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import keras
+
 from dlsuite.shared.config import option
 from dlsuite.shared.optim import OptimizerConfig
 
@@ -88,7 +89,8 @@ def make_callbacks(run_dir: Path, extra=()) -> list[keras.callbacks.Callback]:
     run_dir = Path(run_dir)
     return [
         StopOnNaN(),
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / "backup")),
+        # double_checkpoint: a kill while writing the backup falls back to the previous one.
+        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / "backup"), double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False),
         *extra,

@@ -50,6 +50,7 @@ def run_command(command: str, config, source: str | None, inputs: list[str]):
 def main_job(run_root: str) -> dict:
     """Quick digits training, export + a check that the export answers the same, figures."""
     import numpy as np
+
     from dlsuite.apps.vision import config as vision_config
     from dlsuite.apps.vision import export, report, train
 

@@ -44,7 +44,7 @@ class VisionConfig(TrainConfig):
     brightness: float = option(0.1, "max random brightness change (fraction of the range)")
     # === Fine-tuning ===
     finetune_frozen_epochs: int = option(5, "fine-tune: epochs with the backbone frozen (head only)")
-    finetune_learning_rate_factor: float = option(0.1, "fine-tune: lr multiplier once unfrozen")
+    finetune_learning_rate_factor: float = option(0.3, "fine-tune: lr multiplier once unfrozen")
     # === Evaluation and export ===
     top_k: int = option(3, "labels returned by predict and the exported model")
     tta: bool = option(False, "evaluate also with test-time augmentation (mean over shifted copies)")

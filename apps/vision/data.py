@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
 from dlsuite.pipelines.images import (
     ImageSplits,
     batch_images,

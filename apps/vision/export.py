@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+
 from dlsuite.apps.vision.model import inference_model
 from dlsuite.pipelines.images import decode_image
 from dlsuite.shared.export import save_module, top_k_labels

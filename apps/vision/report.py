@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
 from dlsuite.apps.vision import data
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig

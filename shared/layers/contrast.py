@@ -135,7 +135,7 @@ class LocalContrastNormalization(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if regularization == 0 and epsilon <= 0:
-            raise ValueError("Set regularization > 0 or epsilon > 0 to avoid division by zero.")
+            raise ValueError("With regularization=0 and epsilon=0 a constant region divides by zero; set one of them above 0.")
         self.window_size = window_size
         self.window = window
         self.sigma = sigma

@@ -1,0 +1,167 @@
+"""The vision app end to end: it learns, exports, fine-tunes and fails clearly."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from dlsuite.apps.vision import config as vision_config
+from dlsuite.apps.vision import export, train
+from dlsuite.apps.vision import model as vision_model
+from dlsuite.pipelines.images import decode_image, encode_png, load_digits_arrays
+from dlsuite.shared.runs import create_run_dir
+
+SMALL = dataclasses.replace(
+    vision_config.VisionConfig(), epochs=8, widths=(16, 32), image_size=12, batch_size=32,
+    learning_rate=5e-3,
+)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One short digits training shared by the tests below."""
+    root = tmp_path_factory.mktemp("runs")
+    config = dataclasses.replace(SMALL, run_root=str(root))
+    run_dir = create_run_dir(root, "vision", "train", config)
+    return run_dir, train.train_and_evaluate(config, run_dir)
+
+
+def test_training_learns_digits_and_fills_the_run_folder(trained_run):
+    run_dir, metrics = trained_run
+    assert metrics["test_accuracy"] > 0.9, metrics
+    for name in ("config.yaml", "model.keras", "metrics.json", "class_names.json",
+                 "plots/test_confusion_matrix.png", "plots/augmentation_samples.png"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tb").rglob("events.out.tfevents.*"))
+    assert json.loads((run_dir / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
+
+
+BLOCK_DLSUITE = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'dlsuite':
+            raise ImportError('the exported model must not need ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_export_loads_without_dlsuite_and_matches_keras(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    export_dir = export.export_run(run_dir, top_k=2)
+    images, labels, _ = load_digits_arrays()
+    encoded = encode_png(images[:16])
+    # Also a JPEG and an RGB PNG: channels and formats are converted in the graph.
+    import tensorflow as tf
+
+    rgb = tf.image.grayscale_to_rgb(tf.cast(tf.round(images[16] * 255), tf.uint8))
+    encoded += [tf.io.encode_jpeg(rgb, quality=95).numpy(), tf.io.encode_png(rgb).numpy()]
+    for i, blob in enumerate(encoded):
+        (tmp_path / f"{i}.img").write_bytes(blob)
+    script = BLOCK_DLSUITE + textwrap.dedent(f"""
+        import json, pathlib
+        import tensorflow as tf
+        serve = tf.saved_model.load({str(export_dir)!r}).signatures["serving_default"]
+        blobs = [pathlib.Path({str(tmp_path)!r}, f"{{i}}.img").read_bytes() for i in range({len(encoded)})]
+        out = serve(image_bytes=tf.constant(blobs))
+        print(json.dumps({{"p": out["probabilities"].numpy().tolist(),
+                           "labels": out["top_k_labels"].numpy().astype(str).tolist()}}))
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    model = train.load_model(run_dir)
+    decoded = np.stack([decode_image(b, 12, 1).numpy() for b in encoded])
+    in_memory = model.predict(decoded, verbose=0)
+    np.testing.assert_allclose(np.array(served["p"]), in_memory, atol=1e-5)
+    top1 = [row[0] for row in served["labels"]]
+    assert top1 == [str(i) for i in in_memory.argmax(-1)]
+    assert np.mean(in_memory[:16].argmax(-1) == labels[:16]) > 0.8
+
+
+def test_predict_and_cli_errors(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    images, labels, _ = load_digits_arrays()
+    good = tmp_path / "digit.png"
+    good.write_bytes(encode_png(images[:1])[0])
+    result = train.predict(run_dir, [str(good)], top_k=3)
+    assert len(result[0]["labels"]) == 3 and result[0]["probabilities"][0] >= result[0]["probabilities"][1]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png.*not a decodable image"):
+        train.predict(run_dir, [str(bad)])
+    with pytest.raises(FileNotFoundError, match="No model"):
+        train.load_model(tmp_path / "nowhere")
+
+
+def _cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "dlsuite.apps.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_cli_help_and_unknown_key():
+    helped = _cli("vision", "--help")
+    assert helped.returncode == 0 and "normalization = 'gcn'" in helped.stdout
+    bad = _cli("vision", "train", "learnig_rate=0.1")
+    assert bad.returncode == 2
+    assert "Unknown config key 'learnig_rate'" in bad.stderr and "learning_rate" in bad.stderr
+    assert _cli("speech-to-text", "train").returncode == 2
+
+
+@pytest.mark.parametrize("normalization", ["none", "gcn", "lcn"])
+def test_every_normalization_builds_and_serializes(normalization, tmp_path):
+    model = vision_model.build_model(3, 12, 3, normalization, widths=(8,),
+                                     augmentation=vision_model.build_augmentation(flip=True))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 12, 12, 3)).astype(np.float32)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_keras_applications_backbone_with_grayscale_input():
+    model = vision_model.build_model(4, 16, 1, "gcn", backbone="mobilenet_v2")
+    assert model.get_layer("backbone").output_shape[-1] == 1280
+    assert model.predict(np.zeros((1, 16, 16, 1), np.float32), verbose=0).shape == (1, 4)
+
+
+def test_mixed_precision_keeps_a_float32_head(tmp_path):
+    from dlsuite.shared.distribute import set_precision
+
+    set_precision("mixed_bfloat16")
+    try:
+        model = vision_model.build_model(3, 8, 1, "lcn", widths=(8,))
+        train.compile_model(model, dataclasses.replace(SMALL, precision="mixed_bfloat16"), steps=2)
+        x = np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)).astype(np.float32)
+        history = model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert model.get_layer("backbone").compute_dtype == "bfloat16"
+        assert model.output.dtype == "float32"
+    finally:
+        set_precision("float32")
+
+
+def test_finetune_beats_training_from_scratch_on_few_examples(tmp_path):
+    """Pretrain on digits 0-4; with one image per class of 5-9, fine-tuning wins.
+
+    Measured while writing this test (seed 0): scratch 0.60, fine-tuned 0.78 test accuracy.
+    With 5+ images per class a CNN from scratch already reaches ~0.95 on digits and the
+    pretrained 0-4 features no longer help; see the issue notes.
+    """
+    base = dataclasses.replace(vision_config.VisionConfig(), run_root=str(tmp_path), learning_rate=5e-3)
+    pre = dataclasses.replace(base, classes=(0, 1, 2, 3, 4), epochs=15)
+    pre_dir = create_run_dir(tmp_path, "vision", "train", pre)
+    train.train_and_evaluate(pre, pre_dir)
+    few = dataclasses.replace(base, classes=(5, 6, 7, 8, 9), train_examples_per_class=1, epochs=40,
+                              batch_size=8, finetune_frozen_epochs=5, finetune_learning_rate_factor=0.3)
+    scratch = train.train_and_evaluate(few, create_run_dir(tmp_path, "vision", "scratch", few))
+    tuned = train.finetune(few, create_run_dir(tmp_path, "vision", "finetune", few), pre_dir)
+    assert tuned["test_accuracy"] > scratch["test_accuracy"] + 0.05, (tuned, scratch)
+    assert (tmp_path / "vision").is_dir() and tuned["finetuned_from"] == str(pre_dir)
