@@ -155,7 +155,7 @@ def scan_image_folder(root: str | Path) -> tuple[list[str], np.ndarray, tuple[st
         for f in files:
             try:
                 with Image.open(f) as im:
-                    im.verify()
+                    im.load()  # a full decode: verify() misses truncated JPEG data
             except (UnidentifiedImageError, OSError, SyntaxError) as err:
                 raise DataError(
                     f"Image file '{f}' is corrupt or not an image ({err}); fix or remove it."
@@ -176,7 +176,17 @@ def decode_image(encoded, image_size: int, channels: int):
     The same function runs in the training pipeline and in the exported
     serving graph, so a deployed model sees exactly what training saw.
     """
-    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    if channels == 3:
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    else:
+        # TF's BMP and GIF decoders refuse channels=1: decode natively, then keep
+        # gray (L, LA) as it is and convert colour with the usual luma weights.
+        image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
+        image = tf.cond(
+            tf.shape(image)[-1] < 3,
+            lambda: image[..., :1],
+            lambda: tf.image.rgb_to_grayscale(image[..., :3]),
+        )
     image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
     image.set_shape((None, None, channels))
     return _resize(image, image_size, channels)
@@ -221,7 +231,11 @@ def load_tfds(name: str, image_size: int, channels: int, data_dir: str | None = 
             as_supervised=True, with_info=True,
         )
     names = tuple(info.features["label"].names)
-    num_train = int(info.splits["train"].num_examples * (0.9 if has_test else 0.8))
+    # TFDS asserts each split's cardinality, so this is the exact size of the
+    # train slice; `info.splits` is empty when TFDS is mocked (tfds.testing).
+    num_train = int(train.cardinality())
+    if num_train < 0:  # unknown or infinite: estimate from the metadata
+        num_train = int(info.splits["train"].num_examples * (0.9 if has_test else 0.8))
 
     def prepare(ds):
         return ds.map(

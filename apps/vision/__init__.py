@@ -48,9 +48,7 @@ def run_command(command: str, config, source: str | None, inputs: list[str]):
 
 
 def main_job(run_root: str) -> dict:
-    """Quick digits training, export + a check that the export answers the same, figures."""
-    import numpy as np
-
+    """Quick digits training, export checked against the Keras model, figures, robustness."""
     from dlsuite.apps.vision import config as vision_config
     from dlsuite.apps.vision import export, report, train
 
@@ -61,12 +59,16 @@ def main_job(run_root: str) -> dict:
     gap = export.check_export_matches(run_dir, export_dir, n=32)
     report.contrast_figure(run_dir)
     report.jitter_samples_figure(run_dir, config.image_size)
+    robust_config = dataclasses.replace(config, epochs=15)
+    robust_dir = create_run_dir(run_root, APP, "robustness", robust_config)
+    robust = report.robustness_experiment(robust_config, robust_dir)
     return {
         "run_dir": str(run_dir),
         "export_dir": str(Path(export_dir)),
         "metrics": {
             "digits test accuracy": metrics["test_accuracy"],
             "train seconds": metrics["train_seconds"],
-            "export max |p - p_keras|": float(np.float64(gap)),
+            "export max |p - p_keras|": gap,
+            **{f"jittered digits acc, {k.split('_')[1]}": v for k, v in robust.items()},
         },
     }
