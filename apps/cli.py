@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 # Quiet TensorFlow's C++ start-up banners; errors still print.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,11 +76,15 @@ def run_all(argv: list[str]) -> dict:
     for app, module_name in APPS.items():
         package = importlib.import_module(module_name)
         summary[app] = package.main_job(ns.run_root)
+    from dlsuite.shared.runs import atomic_write_json
+
+    atomic_write_json(Path(ns.run_root) / "summary.json", summary)
     print("\n=== dlsuite main job summary ===")
     print(f"{'app':<12} {'metric':<34} {'value':>10}  output")
     for app, result in summary.items():
         for name, value in result["metrics"].items():
             print(f"{app:<12} {name:<34} {value:>10.4f}  {result['run_dir']}")
+    print(f"(also in {Path(ns.run_root) / 'summary.json'})")
     return summary
 
 

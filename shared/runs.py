@@ -80,6 +80,12 @@ def create_run_dir(root: str | Path, app: str, command: str, config: Any, resume
     timestamped folder, so earlier runs are never touched.
     """
     config_yaml = config_to_yaml(config)
+    from dlsuite.shared.distribute import is_chief
+
+    if not is_chief():
+        # Multi-worker training: every worker runs the same command, but only the
+        # chief owns the run folder; the others write to a throw-away folder.
+        root = tempfile.mkdtemp(prefix="dlsuite-worker-")
     app_dir = Path(root) / app
     if resume:
         existing = find_unfinished_run(app_dir, config_yaml)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from dlsuite.shared.config import option
 from dlsuite.shared.optim import OptimizerConfig
@@ -104,6 +105,12 @@ def fit_in_run_dir(model, train_ds, val_ds, epochs: int, run_dir: Path, extra_ca
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise NotImplementedError(
+            "strategy=multi_worker: Keras 3.15's model.fit fails under MultiWorkerMirroredStrategy "
+            "(keras-team/keras#20585, its all-reduce of the metrics). Use strategy=mirrored for the "
+            "GPUs of one machine; make_strategy('multi_worker') works in custom training loops."
+        )
     return model.fit(
         train_ds, validation_data=val_ds, epochs=epochs,
         callbacks=make_callbacks(run_dir, extra_callbacks), verbose=verbose,

@@ -38,6 +38,14 @@ def set_up(config: VisionConfig):
     return strategy, distribute.global_batch_size(config.batch_size, strategy)
 
 
+def load_data(config: VisionConfig, evaluation: bool = False):
+    """The config's data source as splits; evaluation ignores the few-shot training cap."""
+    return data.load_splits(
+        config.data, config.image_size, config.channels, config.classes, config.tfds_data_dir,
+        config.seed, 0 if evaluation else config.train_examples_per_class,
+    )
+
+
 def make_augmentation(config: VisionConfig):
     if not config.augment:
         return None
@@ -114,10 +122,7 @@ def save_augmentation_samples(augmentation, train_ds, run_dir: Path, n=8):
 def train_and_evaluate(config: VisionConfig, run_dir: Path) -> dict:
     """Trains from scratch, evaluates on the test split, saves model.keras and metrics."""
     strategy, batch = set_up(config)
-    splits = data.load_splits(
-        config.data, config.image_size, config.channels, config.classes,
-        config.tfds_data_dir, config.seed, config.train_examples_per_class,
-    )
+    splits = load_data(config)
     train_ds, val_ds, test_ds = data.make_datasets(splits, batch, config.seed)
     steps = config.epochs * -(-splits.num_train // batch)
     with strategy.scope():
@@ -163,10 +168,7 @@ def finetune(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
     pretrained features move slowly while the head settles.
     """
     strategy, batch = set_up(config)
-    splits = data.load_splits(
-        config.data, config.image_size, config.channels, config.classes,
-        config.tfds_data_dir, config.seed, config.train_examples_per_class,
-    )
+    splits = load_data(config)
     datasets = data.make_datasets(splits, batch, config.seed)
     steps_per_epoch = -(-splits.num_train // batch)
     frozen_epochs = min(config.finetune_frozen_epochs, config.epochs - 1)
@@ -194,10 +196,7 @@ def finetune(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
 def evaluate(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
     """Evaluates a saved model on the test split of `config.data`."""
     _, batch = set_up(config)
-    splits = data.load_splits(
-        config.data, config.image_size, config.channels, config.classes,
-        config.tfds_data_dir, config.seed,
-    )
+    splits = load_data(config, evaluation=True)
     model = load_model(source)
     _, _, test_ds = data.make_datasets(splits, batch, config.seed)
     metrics = evaluate_model(model, test_ds, splits.class_names, run_dir, tta=config.tta)
