@@ -70,7 +70,7 @@ def image_grid_figure(rows, titles=None, raw_rows=("input", "original", "jittere
             image = np.asarray(images[c], dtype=np.float32)
             lo, hi = (0.0, 1.0) if label in raw_rows else (image.min(), image.max())
             image = np.clip((image - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(image)
-            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
             if titles is not None and r == 0:
                 ax.set_title(titles[c], fontsize=8)
         axes[r][0].text(-0.1, 0.5, label, transform=axes[r][0].transAxes, ha="right", va="center")

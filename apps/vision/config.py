@@ -33,7 +33,6 @@ class VisionConfig(TrainConfig):
     widths: tuple[int, ...] = option((32, 64, 128), "resnet: filters per stage (stride 2 after the first)")
     blocks_per_stage: int = option(1, "resnet: residual blocks per stage")
     dropout: float = option(0.2, "dropout before the classification head")
-    label_smoothing: float = option(0.0, "cross-entropy label smoothing")
     # === Augmentation (Keras preprocessing layers inside the model) ===
     augment: bool = option(True, "random translation/rotation/zoom/contrast/brightness while training")
     translate: float = option(0.1, "max translation as a fraction of the image size")

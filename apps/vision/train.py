@@ -46,13 +46,25 @@ def load_data(config: VisionConfig, evaluation: bool = False):
     )
 
 
-def make_augmentation(config: VisionConfig):
+def make_augmentation(config: VisionConfig, train_ds):
+    """Returns (augmentation layer for the model or None, training dataset).
+
+    Augmentation normally runs inside the model, on the accelerator. Keras' geometric
+    augmentation layers are not XLA-compilable, though, and would silently switch XLA
+    off for the whole model; with jit_compile=true they run in the input pipeline.
+    """
     if not config.augment:
-        return None
-    return vision_model.build_augmentation(
+        return None, train_ds
+    augmentation = vision_model.build_augmentation(
         config.translate, config.rotate_degrees, config.zoom, config.flip,
         config.contrast, config.brightness, seed=config.seed,
     )
+    if not config.jit_compile:
+        return augmentation, train_ds
+    augmented = train_ds.map(
+        lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return None, augmented.prefetch(tf.data.AUTOTUNE)
 
 
 def compile_model(model, config: VisionConfig, steps: int, learning_rate: float | None = None):
@@ -126,7 +138,7 @@ def train_and_evaluate(config: VisionConfig, run_dir: Path) -> dict:
     train_ds, val_ds, test_ds = data.make_datasets(splits, batch, config.seed)
     steps = config.epochs * -(-splits.num_train // batch)
     with strategy.scope():
-        augmentation = make_augmentation(config)
+        augmentation, train_ds = make_augmentation(config, train_ds)
         model = vision_model.build_model(
             splits.num_classes, config.image_size, config.channels, config.normalization,
             config.gcn_regularization, config.lcn_window_size, config.lcn_window,
@@ -136,6 +148,8 @@ def train_and_evaluate(config: VisionConfig, run_dir: Path) -> dict:
         compile_model(model, config, steps)
     if augmentation is not None:
         save_augmentation_samples(augmentation, train_ds, run_dir)
+    if config.jit_compile and not model.jit_compile:
+        print("warning: a layer of this model does not support XLA; training without jit_compile.")
     return fit_and_report(model, config, splits.class_names, (train_ds, val_ds, test_ds), run_dir)
 
 
@@ -169,14 +183,14 @@ def finetune(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
     """
     strategy, batch = set_up(config)
     splits = load_data(config)
-    datasets = data.make_datasets(splits, batch, config.seed)
+    train_ds, val_ds, test_ds = data.make_datasets(splits, batch, config.seed)
     steps_per_epoch = -(-splits.num_train // batch)
     frozen_epochs = min(config.finetune_frozen_epochs, config.epochs - 1)
     with strategy.scope():
+        augmentation, train_ds = make_augmentation(config, train_ds)
+        datasets = (train_ds, val_ds, test_ds)
         pretrained = load_model(source)
-        model = vision_model.replace_head(
-            pretrained, splits.num_classes, make_augmentation(config), config.dropout
-        )
+        model = vision_model.replace_head(pretrained, splits.num_classes, augmentation, config.dropout)
         model.get_layer("backbone").trainable = False
         compile_model(model, config, max(1, frozen_epochs) * steps_per_epoch)
     if frozen_epochs > 0:

@@ -165,3 +165,14 @@ def test_finetune_beats_training_from_scratch_on_few_examples(tmp_path):
     tuned = train.finetune(few, create_run_dir(tmp_path, "vision", "finetune", few), pre_dir)
     assert tuned["test_accuracy"] > scratch["test_accuracy"] + 0.05, (tuned, scratch)
     assert (tmp_path / "vision").is_dir() and tuned["finetuned_from"] == str(pre_dir)
+
+
+def test_xla_training_moves_augmentation_to_the_pipeline(tmp_path, capsys):
+    """jit_compile=true really compiles: geometric augmentation (not XLA-compatible) runs in tf.data."""
+    config = dataclasses.replace(SMALL, jit_compile=True, epochs=1, widths=(8,), normalization="lcn",
+                                 run_root=str(tmp_path))
+    metrics = train.train_and_evaluate(config, create_run_dir(tmp_path, "vision", "train", config))
+    assert np.isfinite(metrics["test_loss"])
+    assert "does not support XLA" not in capsys.readouterr().out
+    model = train.load_model(next(tmp_path.glob("vision/*-train")))
+    assert "augment" not in [layer.name for layer in model.layers]
