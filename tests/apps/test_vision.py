@@ -176,3 +176,11 @@ def test_xla_training_moves_augmentation_to_the_pipeline(tmp_path, capsys):
     assert "does not support XLA" not in capsys.readouterr().out
     model = train.load_model(next(tmp_path.glob("vision/*-train")))
     assert "augment" not in [layer.name for layer in model.layers]
+
+
+def test_evaluate_reproduces_the_training_runs_test_accuracy(trained_run, tmp_path):
+    run_dir, metrics = trained_run
+    config = dataclasses.replace(SMALL, run_root=str(tmp_path))
+    again = train.evaluate(config, create_run_dir(tmp_path, "vision", "evaluate", config), run_dir)
+    assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert again["test_examples"] == metrics["test_examples"]

@@ -64,3 +64,33 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path):
     assert epochs and epochs[0] > 1 and epochs[-1] == 12, second.stdout
     assert (run_dir / "metrics.json").is_file()
     assert len(list(tmp_path.glob("vision/*"))) == 1
+
+
+MULTI_WORKER_FIT = """
+import keras, numpy as np, tensorflow as tf
+from dlsuite.shared.distribute import make_strategy
+from dlsuite.shared.training import fit_in_run_dir
+strategy = make_strategy("multi_worker")  # a one-worker cluster
+with strategy.scope():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+data = tf.data.Dataset.from_tensor_slices((np.ones((8, 2)), np.ones(8))).batch(4)
+try:
+    fit_in_run_dir(model, data, None, 1, sys.argv[1], verbose=0)
+except NotImplementedError as err:
+    print("REFUSED", err)
+"""
+
+
+def test_multi_worker_fit_is_refused_with_an_explanation(tmp_path):
+    """Keras 3.15's fit breaks under MultiWorkerMirroredStrategy: we say so instead of crashing inside Keras."""
+    tf_config = '{"cluster": {"worker": ["127.0.0.1:%d"]}, "task": {"type": "worker", "index": 0}}'
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config % port)
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + MULTI_WORKER_FIT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert "REFUSED" in done.stdout and "keras-team/keras#20585" in done.stdout, done.stderr[-2000:]
