@@ -8,7 +8,6 @@ no Keras custom objects.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,8 +40,3 @@ def top_k_labels(probabilities, class_names, k: int):
     labels = tf.gather(tf.constant(list(class_names)), indices)
     return labels, scores
 
-
-def serving_signature_names(export_dir: str | Path) -> list[str]:
-    """Signature names of a SavedModel on disk (for messages and tests)."""
-    loaded = tf.saved_model.load(os.fspath(export_dir))
-    return sorted(loaded.signatures.keys())

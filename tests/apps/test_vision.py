@@ -180,7 +180,8 @@ def test_xla_training_moves_augmentation_to_the_pipeline(tmp_path, capsys):
 
 def test_evaluate_reproduces_the_training_runs_test_accuracy(trained_run, tmp_path):
     run_dir, metrics = trained_run
-    config = dataclasses.replace(SMALL, run_root=str(tmp_path))
+    config = dataclasses.replace(SMALL, run_root=str(tmp_path), tta=True)
     again = train.evaluate(config, create_run_dir(tmp_path, "vision", "evaluate", config), run_dir)
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert again["test_accuracy_tta"] > 0.85  # the mean over shifted copies is still a good classifier
     assert again["test_examples"] == metrics["test_examples"]
