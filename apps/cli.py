@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 from dlsuite.shared.config import ConfigError, describe_fields, load_config  # noqa: E402
+from dlsuite.shared.runs import atomic_write_json  # noqa: E402
 
 # App name -> its package. No registry: add a line here to add an app.
 APPS = {
@@ -76,8 +77,6 @@ def run_all(argv: list[str]) -> dict:
     for app, module_name in APPS.items():
         package = importlib.import_module(module_name)
         summary[app] = package.main_job(ns.run_root)
-    from dlsuite.shared.runs import atomic_write_json
-
     atomic_write_json(Path(ns.run_root) / "summary.json", summary)
     print("\n=== dlsuite main job summary ===")
     print(f"{'app':<12} {'metric':<34} {'value':>10}  output")

@@ -23,6 +23,10 @@ BN_MOMENTUM = 0.9
 
 
 # === Layers ===
+def batch_norm(name):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
 def build_augmentation(
     translate=0.1, rotate_degrees=10.0, zoom=0.1, flip=False, contrast=0.2, brightness=0.1,
     seed=0, name="augment",
@@ -62,13 +66,13 @@ def residual_block(x, filters, stride, name):
     """Two 3x3 convolutions with batch norm and a projection shortcut when shapes change."""
     shortcut = x
     y = layers.Conv2D(filters, 3, stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
+    y = batch_norm(f"{name}_bn1")(y)
     y = layers.ReLU(name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(y)
+    y = batch_norm(f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
+        shortcut = batch_norm(f"{name}_proj_bn")(shortcut)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
@@ -76,7 +80,7 @@ def build_resnet_backbone(input_shape, widths=(32, 64, 128), blocks_per_stage=1)
     """A small residual CNN: stem, one stage per width (stride 2 after the first), GAP."""
     inputs = keras.Input(input_shape, name="normalized_images")
     x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.ReLU(name="stem_relu")(layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x))
+    x = layers.ReLU(name="stem_relu")(batch_norm("stem_bn")(x))
     for stage, filters in enumerate(widths):
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1

@@ -51,7 +51,7 @@ def robustness_experiment(config: VisionConfig, run_dir: Path) -> dict:
 
     Writes `robustness.md` (a table) and metrics.json with each test accuracy.
     """
-    from dlsuite.apps.vision.train import compile_model, set_up
+    from dlsuite.apps.vision.train import build_model_from_config, compile_model, set_up
 
     _, batch = set_up(config)
     splits = data.load_splits("digits", config.image_size, config.channels, seed=config.seed)
@@ -66,15 +66,12 @@ def robustness_experiment(config: VisionConfig, run_dir: Path) -> dict:
     results = {}
     for kind in ("none", "gcn", "lcn"):
         keras.utils.set_random_seed(config.seed)
-        model = vision_model.build_model(
-            splits.num_classes, config.image_size, config.channels, kind,
-            config.gcn_regularization, config.lcn_window_size, config.lcn_window,
-            widths=config.widths, blocks_per_stage=config.blocks_per_stage,
-            dropout=config.dropout,
-            # Geometry only: colour jitter would blur the effect being measured.
-            augmentation=vision_model.build_augmentation(
-                config.translate, config.rotate_degrees, config.zoom, contrast=0, brightness=0
-            ),
+        # Geometry only: colour jitter would blur the effect being measured.
+        augmentation = vision_model.build_augmentation(
+            config.translate, config.rotate_degrees, config.zoom, contrast=0, brightness=0
+        )
+        model = build_model_from_config(
+            dataclasses.replace(config, normalization=kind), splits.num_classes, augmentation
         )
         compile_model(model, config, steps)
         fit_in_run_dir(model, train_ds, val_ds, config.epochs, run_dir / kind)

@@ -67,6 +67,16 @@ def make_augmentation(config: VisionConfig, train_ds):
     return None, augmented.prefetch(tf.data.AUTOTUNE)
 
 
+def build_model_from_config(config: VisionConfig, num_classes: int, augmentation):
+    """`model.build_model` with the model fields of the config (the config stops here)."""
+    return vision_model.build_model(
+        num_classes, config.image_size, config.channels, config.normalization,
+        config.gcn_regularization, config.lcn_window_size, config.lcn_window,
+        config.backbone, config.backbone_weights, config.widths,
+        config.blocks_per_stage, config.dropout, augmentation,
+    )
+
+
 def compile_model(model, config: VisionConfig, steps: int, learning_rate: float | None = None):
     model.compile(
         optimizer=make_optimizer(config, steps, learning_rate),
@@ -139,12 +149,7 @@ def train_and_evaluate(config: VisionConfig, run_dir: Path) -> dict:
     steps = config.epochs * -(-splits.num_train // batch)
     with strategy.scope():
         augmentation, train_ds = make_augmentation(config, train_ds)
-        model = vision_model.build_model(
-            splits.num_classes, config.image_size, config.channels, config.normalization,
-            config.gcn_regularization, config.lcn_window_size, config.lcn_window,
-            config.backbone, config.backbone_weights, config.widths,
-            config.blocks_per_stage, config.dropout, augmentation,
-        )
+        model = build_model_from_config(config, splits.num_classes, augmentation)
         compile_model(model, config, steps)
     if augmentation is not None:
         save_augmentation_samples(augmentation, train_ds, run_dir)
@@ -153,8 +158,8 @@ def train_and_evaluate(config: VisionConfig, run_dir: Path) -> dict:
     return fit_and_report(model, config, splits.class_names, (train_ds, val_ds, test_ds), run_dir)
 
 
-def fit_and_report(model, config, class_names, datasets, run_dir: Path, epochs=None) -> dict:
-    """Fits, then writes model.keras, class names, plots and metrics.json."""
+def fit_and_report(model, config, class_names, datasets, run_dir: Path, epochs=None, extra_metrics=None) -> dict:
+    """Fits, then writes model.keras, class names, plots and metrics.json (with `extra_metrics`)."""
     train_ds, val_ds, test_ds = datasets
     start = time.perf_counter()
     history = fit_in_run_dir(model, train_ds, val_ds, epochs or config.epochs, run_dir)
@@ -170,6 +175,7 @@ def fit_and_report(model, config, class_names, datasets, run_dir: Path, epochs=N
         epochs_run=len(history.epoch),
         final_val_accuracy=float(history.history.get("val_accuracy", [float("nan")])[-1]),
         parameters=int(model.count_params()),
+        **(extra_metrics or {}),
     )
     write_metrics(run_dir, metrics)
     return metrics
@@ -199,12 +205,10 @@ def finetune(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
         model.get_layer("backbone").trainable = True
         lr = config.learning_rate * config.finetune_learning_rate_factor
         compile_model(model, config, (config.epochs - frozen_epochs) * steps_per_epoch, lr)
-    metrics = fit_and_report(
-        model, config, splits.class_names, datasets, run_dir, config.epochs - frozen_epochs
+    return fit_and_report(
+        model, config, splits.class_names, datasets, run_dir, config.epochs - frozen_epochs,
+        extra_metrics={"finetuned_from": str(source)},
     )
-    metrics["finetuned_from"] = str(source)
-    write_metrics(run_dir, metrics)
-    return metrics
 
 
 def evaluate(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
