@@ -27,6 +27,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras warns that fit(shuffle=True) is ignored for tf.data; our pipelines shuffle.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+# Length-bucketed text datasets have no known size; Keras warns at each epoch's end.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
 
 from dlsuite.shared.config import ConfigError, describe_fields, load_config  # noqa: E402
 from dlsuite.shared.runs import atomic_write_json  # noqa: E402
@@ -34,6 +36,7 @@ from dlsuite.shared.runs import atomic_write_json  # noqa: E402
 # App name -> its package. No registry: add a line here to add an app.
 APPS = {
     "vision": "dlsuite.apps.vision",
+    "language": "dlsuite.apps.language",
 }
 COMMANDS = ("train", "evaluate", "finetune", "predict", "export")
 

@@ -22,14 +22,14 @@ from dlsuite.shared.config import config_to_yaml
 FINISHED_MARKER = "metrics.json"
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Writes `text` to `path` through a temporary file in the same folder."""
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` through a temporary file in the same folder, then renames it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -37,6 +37,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Writes `text` (UTF-8) to `path` through a temporary file in the same folder."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:

@@ -56,6 +56,16 @@ class TrainConfig(OptimizerConfig):
                 raise ConfigError(message)
 
 
+def set_up(config: TrainConfig):
+    """Seeds, dtype policy and distribution strategy; returns (strategy, global batch size)."""
+    from dlsuite.shared import distribute
+
+    keras.utils.set_random_seed(config.seed)
+    distribute.set_precision(config.precision)
+    strategy = distribute.make_strategy(config.strategy)
+    return strategy, distribute.global_batch_size(config.batch_size, strategy)
+
+
 class NaNLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 

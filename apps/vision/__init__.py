@@ -11,16 +11,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from dlsuite.apps.commands import need_source, run_in_new_folder
 from dlsuite.shared.runs import create_run_dir
 
 EXTRA_COMMANDS = ("figures", "robustness")
 APP = "vision"
-
-
-def _need_source(command: str, source):
-    if not source:
-        raise ValueError(f"'dlsuite vision {command}' needs --from <run folder or .keras file>.")
-    return source
 
 
 def run_command(command: str, config, source: str | None, inputs: list[str]):
@@ -29,22 +24,17 @@ def run_command(command: str, config, source: str | None, inputs: list[str]):
     if command == "predict":
         if not inputs:
             raise ValueError("'dlsuite vision predict' needs image files after the options.")
-        return train.predict(_need_source(command, source), inputs, config.top_k)
+        return train.predict(need_source(APP, command, source), inputs, config.top_k)
     if command == "export":
-        return {"export_dir": str(export.export_run(_need_source(command, source), top_k=config.top_k))}
-    run_dir = create_run_dir(config.run_root, APP, command, config)
-    if command == "train":
-        return train.train_and_evaluate(config, run_dir) | {"run_dir": str(run_dir)}
-    if command == "finetune":
-        return train.finetune(config, run_dir, _need_source(command, source)) | {"run_dir": str(run_dir)}
-    if command == "evaluate":
-        return train.evaluate(config, run_dir, _need_source(command, source)) | {"run_dir": str(run_dir)}
+        return {"export_dir": str(export.export_run(need_source(APP, command, source), top_k=config.top_k))}
     if command == "figures":
+        run_dir = create_run_dir(config.run_root, APP, command, config)
         paths = [report.contrast_figure(run_dir), report.jitter_samples_figure(run_dir, config.image_size)]
         return {"figures": [str(p) for p in paths]}
     if command == "robustness":
+        run_dir = create_run_dir(config.run_root, APP, command, config)
         return report.robustness_experiment(config, run_dir) | {"run_dir": str(run_dir)}
-    raise ValueError(f"Unknown vision command '{command}'.")
+    return run_in_new_folder(APP, command, config, source, train)
 
 
 def main_job(run_root: str) -> dict:

@@ -23,21 +23,13 @@ from dlsuite.apps.vision import data
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig
 from dlsuite.pipelines.images import decode_image
-from dlsuite.shared import distribute, plots
+from dlsuite.shared import plots
 from dlsuite.shared.optim import make_optimizer
 from dlsuite.shared.runs import atomic_write_json, write_metrics
-from dlsuite.shared.training import fit_in_run_dir, save_model_atomic
+from dlsuite.shared.training import fit_in_run_dir, save_model_atomic, set_up
 
 
 # === Set-up ===
-def set_up(config: VisionConfig):
-    """Seeds, dtype policy and distribution strategy; returns (strategy, global batch)."""
-    keras.utils.set_random_seed(config.seed)
-    distribute.set_precision(config.precision)
-    strategy = distribute.make_strategy(config.strategy)
-    return strategy, distribute.global_batch_size(config.batch_size, strategy)
-
-
 def load_data(config: VisionConfig, evaluation: bool = False):
     """The config's data source as splits; evaluation ignores the few-shot training cap."""
     return data.load_splits(

@@ -1,5 +1,20 @@
 """Keras layers shared by the dlsuite apps."""
 
 from dlsuite.shared.layers.contrast import GlobalContrastNormalization, LocalContrastNormalization
+from dlsuite.shared.layers.vocabulary_outputs import (
+    OUTPUT_KINDS,
+    FullSoftmax,
+    HierarchicalSoftmax,
+    NoiseContrastiveSoftmax,
+    RankingSoftmax,
+    SampledSoftmax,
+    ShortlistSoftmax,
+    VocabularyOutput,
+    make_vocabulary_output,
+)
 
-__all__ = ["GlobalContrastNormalization", "LocalContrastNormalization"]
+__all__ = [
+    "OUTPUT_KINDS", "FullSoftmax", "GlobalContrastNormalization", "HierarchicalSoftmax", "LocalContrastNormalization",
+    "NoiseContrastiveSoftmax", "RankingSoftmax", "SampledSoftmax", "ShortlistSoftmax", "VocabularyOutput",
+    "make_vocabulary_output",
+]

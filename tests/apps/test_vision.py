@@ -16,6 +16,7 @@ from dlsuite.apps.vision import export, train
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.pipelines.images import decode_image, encode_png, load_digits_arrays
 from dlsuite.shared.runs import create_run_dir
+from tests.fresh_process import run_without_dlsuite
 
 SMALL = dataclasses.replace(
     vision_config.VisionConfig(), epochs=8, widths=(16, 32), image_size=12, batch_size=32,
@@ -42,16 +43,6 @@ def test_training_learns_digits_and_fills_the_run_folder(trained_run):
     assert json.loads((run_dir / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
 
 
-BLOCK_DLSUITE = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] == 'dlsuite':
-            raise ImportError('the exported model must not need ' + name)
-sys.meta_path.insert(0, Block())
-"""
-
-
 def test_export_loads_without_dlsuite_and_matches_keras(trained_run, tmp_path):
     run_dir, _ = trained_run
     export_dir = export.export_run(run_dir, top_k=2)
@@ -64,7 +55,7 @@ def test_export_loads_without_dlsuite_and_matches_keras(trained_run, tmp_path):
     encoded += [tf.io.encode_jpeg(rgb, quality=95).numpy(), tf.io.encode_png(rgb).numpy()]
     for i, blob in enumerate(encoded):
         (tmp_path / f"{i}.img").write_bytes(blob)
-    script = BLOCK_DLSUITE + textwrap.dedent(f"""
+    served = run_without_dlsuite(textwrap.dedent(f"""
         import json, pathlib
         import tensorflow as tf
         serve = tf.saved_model.load({str(export_dir)!r}).signatures["serving_default"]
@@ -72,11 +63,7 @@ def test_export_loads_without_dlsuite_and_matches_keras(trained_run, tmp_path):
         out = serve(image_bytes=tf.constant(blobs))
         print(json.dumps({{"p": out["probabilities"].numpy().tolist(),
                            "labels": out["top_k_labels"].numpy().astype(str).tolist()}}))
-    """)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    served = json.loads(done.stdout.strip().splitlines()[-1])
+    """))
     model = train.load_model(run_dir)
     decoded = np.stack([decode_image(b, 12, 1).numpy() for b in encoded])
     in_memory = model.predict(decoded, verbose=0)

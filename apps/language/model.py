@@ -1,0 +1,86 @@
+"""Neural language models: embeddings -> a recurrent or fixed-window body -> a vocabulary output.
+
+Both bodies map tokens [B, T] to hidden states [B, T, H], one per position, from the words up to
+that position only:
+- `lstm`: stacked LSTMs (the chapter's recurrent LM);
+- `mlp`: Bengio et al. (2003): the concatenated embeddings of the previous `window` words
+  through tanh layers. Concatenate-then-dense at every position is a causal Conv1D with kernel
+  `window`, which is how it is written here (one matmul per layer for all positions).
+
+The output layer (shared/layers/vocabulary_outputs.py) is the model's `vocabulary_output`; the
+model returns hidden states and `compute_loss` asks the output layer for its training objective
+(full, hierarchical, sampled, NCE or ranking), while evaluation always uses the exact
+normalized log-probability, so perplexities are comparable whatever the training loss.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from dlsuite.shared.layers.vocabulary_outputs import make_vocabulary_output
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class LanguageModel(keras.Model):
+    """tokens [B, T] -> hidden [B, T, H]; `vocabulary_output` turns them into (log-)probabilities."""
+
+    def __init__(self, vocab_size, counts, body="lstm", embedding_dim=128, hidden_dim=256, num_layers=1,
+                 window=4, dropout=0.2, output="full", output_options=None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = dict(vocab_size=vocab_size, counts=[int(c) for c in counts], body=body,
+                             embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
+                             window=window, dropout=dropout, output=output, output_options=output_options or {})
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.dropout = keras.layers.Dropout(dropout)
+        if body == "lstm":
+            self.body = [keras.layers.LSTM(hidden_dim, return_sequences=True, name=f"lstm_{i}") for i in range(num_layers)]
+        else:
+            self.body = [keras.layers.Conv1D(hidden_dim, window if i == 0 else 1, padding="causal", activation="tanh",
+                                             name=f"window_dense_{i}") for i in range(num_layers)]
+        self.vocabulary_output = make_vocabulary_output(output, vocab_size, counts, hidden_dim, **(output_options or {}))
+        self.vocabulary_output.build((None, hidden_dim))  # its weights exist before the first call
+
+    def call(self, tokens, training=False):
+        hidden = self.dropout(self.embedding(tokens), training=training)
+        for layer in self.body:
+            hidden = self.dropout(layer(hidden), training=training)
+        return hidden
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Training: the output layer's objective. Evaluation: exact -log P(target) per token, so
+        exp(val_loss) is (about: batches are averaged) the validation perplexity."""
+        weights = ops.cast(ops.greater(y, 0), "float32") if sample_weight is None else ops.cast(sample_weight, "float32")
+        total = ops.maximum(ops.sum(weights), 1.0)
+        if training:
+            per_token = self.vocabulary_output.training_loss(y_pred, y)
+        else:
+            per_token = -self.vocabulary_output.log_prob(y_pred, y)
+        loss = ops.sum(ops.cast(per_token, "float32") * weights) / total
+        return loss + (ops.sum(self.losses) if self.losses else 0.0)
+
+    def log_prob(self, tokens, targets):
+        """Exact natural-log P(target_t | tokens_<=t), [B, T] (shortlist: tail targets need the n-gram)."""
+        return self.vocabulary_output.log_prob(self(tokens), targets)
+
+    def next_log_probs(self, tokens):
+        """Exact log P(next | tokens) over the output's columns, for the last position: [B, V]."""
+        return self.vocabulary_output.log_probs(self(tokens)[:, -1])
+
+    def get_config(self):
+        return {**super().get_config(), **self.settings}
+
+
+def build_language_model(config, vocab_size: int, counts) -> LanguageModel:
+    options = {}
+    if config.output == "shortlist":
+        options["shortlist_size"] = min(config.shortlist_size, vocab_size - 1)
+    if config.output in ("sampled", "nce", "ranking"):
+        options["num_samples"] = min(config.num_samples, vocab_size - 1)
+    if config.output in ("sampled", "nce"):
+        options["proposal_power"] = config.proposal_power
+    model = LanguageModel(vocab_size, counts, body=config.model, embedding_dim=config.embedding_dim,
+                          hidden_dim=config.hidden_dim, num_layers=config.num_layers, window=config.window,
+                          dropout=config.dropout, output=config.output, output_options=options)
+    model(ops.zeros((1, 2), "int32"))  # build the weights now, so summaries and checkpoints work
+    return model
