@@ -19,10 +19,16 @@ LN10 = math.log(10.0)
 
 def build_and_save(config, vocab, train_ids, run_dir: Path) -> AlignedNGram:
     """Word n-gram on the training split, written as `ngram.arpa` (loadable by KenLM)."""
-    unigram_ids = np.arange(1, len(vocab))  # every token but <pad>
     model = build_ngram_model(train_ids, vocab.tokens, config.ngram_order, config.ngram_smoothing,
-                              config.additive_k, unigram_ids=unigram_ids)
+                              config.additive_k, unigram_ids=np.arange(1, len(vocab)))  # all but <pad>
     write_arpa(model, run_dir / "ngram.arpa")
+    return AlignedNGram(model, vocab.tokens)
+
+
+def build_trigram(config, vocab, train_ids) -> AlignedNGram:
+    """A 3-gram with the same smoothing, reported beside the main order for comparison."""
+    model = build_ngram_model(train_ids, vocab.tokens, 3, config.ngram_smoothing, config.additive_k,
+                              unigram_ids=np.arange(1, len(vocab)))
     return AlignedNGram(model, vocab.tokens)
 
 

@@ -106,9 +106,11 @@ def fit_neural(model, config, splits, batch, run_dir: Path, epochs=None, learnin
             "parameters": int(model.count_params())}
 
 
-def evaluate_all(config, model, ngram, splits, run_dir: Path, class_ngram=None) -> dict:
+def evaluate_all(config, model, ngram, splits, run_dir: Path, class_ngram=None, trigram=None) -> dict:
     """Test perplexity of the n-gram(s), the neural model and their mixture (weight tuned on valid)."""
     metrics = {}
+    if trigram is not None:
+        metrics["test_ppl_ngram_3"] = perplexity(trigram.token_log_probs(splits["test"]))
     test_ng = ngram.token_log_probs(splits["test"])
     metrics[f"test_ppl_ngram_{ngram.order}"] = perplexity(test_ng)
     if class_ngram is not None:
@@ -135,10 +137,11 @@ def train_and_evaluate(config: LanguageConfig, run_dir: Path) -> dict:
     ngram = ngrams.build_and_save(config, vocab, splits["train"], run_dir)
     metrics = {"vocabulary_size": len(vocab), "ngram_seconds": round(time.perf_counter() - start, 2), **ngram.size()}
     class_ngram = ngrams.build_class_model(config, vocab, splits, run_dir) if config.class_ngram_classes else None
+    trigram = ngrams.build_trigram(config, vocab, splits["train"]) if config.ngram_order > 3 else None
     with strategy.scope():
         model = build_language_model(config, len(vocab), vocab.counts)
     metrics.update(fit_neural(model, config, splits, batch, run_dir))
-    metrics.update(evaluate_all(config, model, ngram, splits, run_dir, class_ngram))
+    metrics.update(evaluate_all(config, model, ngram, splits, run_dir, class_ngram, trigram))
     report.embedding_map(model, vocab, run_dir)
     report.save_samples(model, vocab, config, run_dir)
     write_metrics(run_dir, metrics)

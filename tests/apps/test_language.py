@@ -90,7 +90,9 @@ def _serve_in_fresh_process(export_dir, sentences, imports=""):
         {imports}
         serve = tf.saved_model.load({str(export_dir)!r}).signatures["serving_default"]
         out = serve(sentences=tf.constant({sentences!r}))
-        print(json.dumps({{k: v.numpy().astype(str if v.dtype == tf.string else float).tolist() for k, v in out.items()}}))
+        def plain(v):  # string outputs are 2-D (tokens); pieces may be non-ASCII ('▁and')
+            return [[x.decode() for x in row] for row in v.numpy()] if v.dtype == tf.string else v.numpy().tolist()
+        print(json.dumps({{k: plain(v) for k, v in out.items()}}))
     """))
 
 
@@ -132,6 +134,21 @@ def test_each_output_layer_trains_and_evaluates_exactly(genesis, tmp_path, model
     metrics = train.train_and_evaluate(config, create_run_dir(tmp_path, "language", "train", config))
     ppl = metrics[f"test_ppl_{model_kind}_{output}"]
     assert math.isfinite(ppl) and ppl < metrics["vocabulary_size"] / 3, metrics
+
+
+def test_subword_run_exports_with_sentencepiece_in_the_graph(genesis, tmp_path):
+    config = dataclasses.replace(SMALL, corpus=f"text:{genesis}", tokenizer="bpe", subword_vocab_size=300, epochs=1,
+                                 class_ngram_classes=0, run_root=str(tmp_path))
+    run_dir = create_run_dir(tmp_path, "language", "train", config)
+    metrics = train.train_and_evaluate(config, run_dir)
+    assert metrics["vocabulary_size"] <= 300 and (run_dir / "subwords.model").is_file()
+    assert metrics["test_ppl_mixture"] < metrics["test_ppl_ngram_3"] * 1.001
+    served = _serve_in_fresh_process(export.export_run(run_dir), ["And God blessed them."],
+                                     imports="import tensorflow_text")
+    vocab, model = data.load_vocabulary(run_dir), train.load_model(run_dir)
+    ids = vocab.encode(["and god blessed them"])
+    expected = train.neural_token_log_probs(model, ids)
+    np.testing.assert_allclose(served["token_log_probs"][0][: len(ids[0]) + 1], expected, atol=1e-4)
 
 
 def test_shortlist_tail_distribution_sums_to_one(trained_run):
