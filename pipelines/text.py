@@ -128,7 +128,11 @@ def load_text_files(path: str | Path, text_format: str = "lines") -> TextCorpus:
         raise FileNotFoundError(f"text corpus {path} does not exist.")
     if text_format not in ("lines", "running"):
         raise DataError(f"text_format must be 'lines' or 'running', got {text_format!r}.")
-    if path.is_dir() and all((path / f"{s}.txt").exists() for s in ("train", "valid", "test")):
+    present = [s for s in ("train", "valid", "test") if path.is_dir() and (path / f"{s}.txt").exists()]
+    if present and len(present) < 3:
+        raise DataError(f"{path} has {', '.join(p + '.txt' for p in present)} but not all of train.txt, valid.txt, "
+                        "test.txt; give all three, or rename the files to pool and re-split them.")
+    if len(present) == 3:
         splits = [_clean(_read_lines(path / f"{s}.txt", text_format), str(path / f"{s}.txt"))
                   for s in ("train", "valid", "test")]
         return _check_splits(TextCorpus(path.name, *splits))
@@ -249,8 +253,11 @@ class WordVocabulary:
     @classmethod
     def load(cls, path: str | Path) -> WordVocabulary:
         rows = [line.split("\t") for line in Path(path).read_text(encoding="utf-8").splitlines()]
-        if len(rows) < len(SPECIALS) + 2 or tuple(r[0] for r in rows[:4]) != SPECIALS:
-            raise DataError(f"{path}: not a dlsuite vocabulary (needs {SPECIALS} then >= 2 words).")
+        bad = next((i for i, r in enumerate(rows, 1) if len(r) != 2 or not r[1].strip().isdigit()), None)
+        if len(rows) < len(SPECIALS) + 2 or tuple(r[0] for r in rows[:4]) != SPECIALS or bad:
+            where = f" (line {bad} is not '<token><TAB><count>')" if bad else ""
+            raise DataError(f"{path}: not a dlsuite vocabulary{where}; it needs {SPECIALS} then >= 2 words, "
+                            "one '<token><TAB><count>' per line.")
         return cls([r[0] for r in rows], np.array([int(r[1]) for r in rows], np.int64))
 
 
@@ -276,7 +283,8 @@ def train_sentencepiece(sentences: Sequence[str], model_prefix: str | Path, voca
             hard_vocab_limit=False, minloglevel=2, num_threads=2)
     except RuntimeError as error:
         raise DataError(f"sentencepiece could not train a {vocab_size}-piece {model_type} model: {error}. "
-                        "Lower the subword vocabulary size or give more text.") from error
+                        "The size must cover every distinct character and not exceed what the text can "
+                        "supply: adjust subword_vocab_size as the message above says, or give more text.") from error
     path = Path(f"{model_prefix}.model")
     from dlsuite.shared.runs import atomic_write_bytes
 

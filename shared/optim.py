@@ -14,7 +14,7 @@ import keras
 
 from dlsuite.shared.config import option
 
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw", "lazy_adam")
 SCHEDULES = ("constant", "warmup_cosine", "exponential")
 
 
@@ -22,7 +22,7 @@ SCHEDULES = ("constant", "warmup_cosine", "exponential")
 class OptimizerConfig:
     """The optimizer part of every app's config (fields are copied into each app config)."""
 
-    optimizer: str = option("adamw", "sgd | rmsprop | adam | adamw")
+    optimizer: str = option("adamw", "sgd | rmsprop | adam | adamw | lazy_adam (sparse rows only: large vocabularies)")
     learning_rate: float = option(3e-3, "peak learning rate")
     momentum: float = option(0.9, "SGD/RMSprop momentum")
     nesterov: bool = option(True, "Nesterov momentum for SGD")
@@ -92,4 +92,36 @@ def make_optimizer(config, total_steps: int, learning_rate: float | None = None)
         return keras.optimizers.RMSprop(momentum=config.momentum, **common)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(**common)
+    if config.optimizer == "lazy_adam":
+        return LazyAdam(**common)
     return keras.optimizers.AdamW(weight_decay=config.weight_decay, **common)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class LazyAdam(keras.optimizers.Adam):
+    """Adam that, for a sparse gradient (tf.IndexedSlices: embedding lookups, sampled and
+    hierarchical outputs), updates the moments and weights of the touched rows only.
+
+    Keras' Adam densifies such gradients, so its update costs O(|V| H) per step however few rows
+    the step used: at |V| = 200k it dominates a sampled-softmax step (BENCHMARKS.md). Hand-written
+    because Keras 3 has no lazy variant and TF Addons' LazyAdam is no longer maintained. Dense
+    gradients get Adam's own update; on the first step the two agree exactly. Rows listed twice
+    in one sparse gradient are summed first (Keras' Adam squares the slices before summing them).
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        import tensorflow as tf
+
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        indices, position = tf.unique(gradient.indices)  # repeated rows: sum their gradients
+        values = tf.math.unsorted_segment_sum(tf.cast(gradient.values, variable.dtype), position, tf.shape(indices)[0])
+        step = tf.cast(self.iterations + 1, variable.dtype)
+        alpha = tf.cast(learning_rate, variable.dtype) * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        m_rows = self.beta_1 * tf.gather(m.value, indices) + (1 - self.beta_1) * values
+        v_rows = self.beta_2 * tf.gather(v.value, indices) + (1 - self.beta_2) * tf.square(values)
+        self.assign(m, tf.IndexedSlices(m_rows, indices))
+        self.assign(v, tf.IndexedSlices(v_rows, indices))
+        self.assign_sub(variable, tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), indices))

@@ -42,13 +42,16 @@ class Discounts:
         return np.select([adjusted == 1, adjusted == 2, adjusted >= 3], [self.d1, self.d2, self.d3], 0.0)
 
 
-def estimate_discounts(adjusted: np.ndarray, order: int, fallback=FALLBACK_DISCOUNTS) -> Discounts:
-    """Chen & Goodman eq. 26 from counts-of-counts; KenLM's fallback when the data is too small."""
+def estimate_discounts(adjusted: np.ndarray, order: int, fallback=FALLBACK_DISCOUNTS, strict=False) -> Discounts:
+    """Chen & Goodman eq. 26 from counts-of-counts; KenLM's fallback when the data is too small.
+
+    KenLM accepts 0 <= D_k <= k. `strict` demands D_k < k, which back-off smoothing needs: there a
+    seen n-gram's probability is (a - D)/total alone, and D = a would make it zero."""
     n = np.bincount(np.minimum(adjusted, 5), minlength=6).astype(np.float64)  # n[k] = #grams with a == k
     if min(n[1], n[2], n[3]) > 0:
         y = n[1] / (n[1] + 2 * n[2])
         d = [k - (k + 1) * y * n[k + 1] / n[k] for k in (1, 2, 3)]
-        if all(0 <= dk <= k for k, dk in zip((1, 2, 3), d, strict=False)):
+        if all(0 <= dk <= k and not (strict and dk >= k) for k, dk in zip((1, 2, 3), d, strict=True)):
             return Discounts(*d)
     warnings.warn(f"Kneser-Ney: {order}-gram counts-of-counts n1..n4 = {n[1:5].astype(int).tolist()} do not give "
                   f"discounts in range (small or artificial corpus); using fallback D = {fallback}.", stacklevel=3)
@@ -68,8 +71,8 @@ def adjusted_counts(counts: NGramCounts, suffixes: list[np.ndarray]) -> list[np.
     first = first_words(counts)
     out = []
     for n, raw in enumerate(counts.counts):
-        if n == counts.order - 1:
-            out.append(raw)
+        if n == counts.order - 1:  # highest order: raw counts (a unigram model still never predicts <s>)
+            out.append(np.where((first[n] == counts.bos_id) & (n == 0), 0, raw))
             continue
         continuation = np.bincount(suffixes[n + 1], minlength=len(raw))
         starts_bos = (first[n] == counts.bos_id) & (n > 0)  # unigram <s>: 0, as in KenLM
@@ -96,7 +99,7 @@ def kneser_ney(counts: NGramCounts, tokens: list[str], interpolate: bool = True,
     """Modified Kneser-Ney (interpolated by default, else back-off); returns the model and discounts."""
     suffixes = suffix_indices(counts.tables)
     adjusted = adjusted_counts(counts, suffixes)
-    discounts = [estimate_discounts(a, n + 1, discount_fallback) for n, a in enumerate(adjusted)]
+    discounts = [estimate_discounts(a, n + 1, discount_fallback, strict=not interpolate) for n, a in enumerate(adjusted)]
     probs, gammas = [], []
     for n, (table, a, disc) in enumerate(zip(counts.tables, adjusted, discounts, strict=False)):
         n_contexts = 1 if n == 0 else len(counts.tables[n - 1])

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from dlsuite.shared import optim
 from dlsuite.shared.optim import OptimizerConfig, make_optimizer, make_schedule
 
 
@@ -58,3 +59,34 @@ def test_ema_weights_average_the_trajectory():
     assert float(w.numpy()[0]) == pytest.approx(0.7)
     optimizer.finalize_variable_values([w])
     assert float(w.numpy()[0]) > 0.7
+
+
+def _sparse_steps(optimizer, steps):
+    import tensorflow as tf
+
+    table = keras.Variable(np.ones((6, 3), np.float32))
+    optimizer.build([table])
+    for rows in steps:
+        grad = tf.IndexedSlices(tf.ones((len(rows), 3)) * 0.5, tf.constant(rows), dense_shape=tf.constant([6, 3]))
+        optimizer.apply([grad], [table])
+    return np.asarray(table)
+
+
+def test_lazy_adam_matches_adam_then_leaves_untouched_rows_alone():
+    first_lazy = _sparse_steps(optim.LazyAdam(learning_rate=0.1), [[1, 3]])
+    first_adam = _sparse_steps(keras.optimizers.Adam(learning_rate=0.1), [[1, 3]])
+    np.testing.assert_allclose(first_lazy, first_adam, atol=1e-6)  # step 1: identical
+    assert not np.allclose(first_lazy[1], 1.0) and np.allclose(first_lazy[0], 1.0)
+    # A row listed twice is one gradient of the summed values (Keras' Adam squares the slices
+    # before summing them; a dense gradient of the sum is the reference).
+    repeated = _sparse_steps(optim.LazyAdam(learning_rate=0.1), [[3, 3]])
+    table = keras.Variable(np.ones((6, 3), np.float32))
+    dense = np.zeros((6, 3), np.float32)
+    dense[3] = 1.0
+    keras.optimizers.Adam(learning_rate=0.1).apply([dense], [table])
+    np.testing.assert_allclose(repeated, np.asarray(table), atol=1e-6)
+    lazy = _sparse_steps(optim.LazyAdam(learning_rate=0.1), [[1], [2]])
+    adam = _sparse_steps(keras.optimizers.Adam(learning_rate=0.1), [[1], [2]])
+    assert np.allclose(lazy[1], _sparse_steps(optim.LazyAdam(learning_rate=0.1), [[1]])[1])  # row 1 not moved at step 2
+    assert not np.allclose(adam[1], lazy[1])  # dense Adam keeps moving it with its momentum
+    np.testing.assert_allclose(lazy[2], adam[2], atol=1e-6)
