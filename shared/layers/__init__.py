@@ -14,7 +14,15 @@ from dlsuite.shared.layers.vocabulary_outputs import (
 )
 
 __all__ = [
-    "OUTPUT_KINDS", "FullSoftmax", "GlobalContrastNormalization", "HierarchicalSoftmax", "LocalContrastNormalization",
-    "NoiseContrastiveSoftmax", "RankingSoftmax", "SampledSoftmax", "ShortlistSoftmax", "VocabularyOutput",
+    "OUTPUT_KINDS",
+    "FullSoftmax",
+    "GlobalContrastNormalization",
+    "HierarchicalSoftmax",
+    "LocalContrastNormalization",
+    "NoiseContrastiveSoftmax",
+    "RankingSoftmax",
+    "SampledSoftmax",
+    "ShortlistSoftmax",
+    "VocabularyOutput",
     "make_vocabulary_output",
 ]

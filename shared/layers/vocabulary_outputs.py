@@ -1,21 +1,30 @@
 """Output layers for large vocabularies (the applications chapter, section 12.4.3).
 
-A full affine + softmax output costs O(n_h |V|) per token (eqs. 12.8–12.9). Each layer here turns
-hidden states [..., H] into word probabilities another way, behind one interface:
+A full affine + softmax output costs O(n_h |V|) per token (eqs. 12.8-12.9), which dominates a
+neural language model once |V| reaches tens of thousands of words. Each layer here turns hidden
+states `[..., H]` into word probabilities another way, behind one interface:
 
-    log_probs(hidden)              [..., H] -> [..., V]  exact, normalized (natural log)
-    log_prob(hidden, targets)      [..., H], int [...] -> [...]  exact log P(target), cheap
-    training_loss(hidden, targets) [...] the training objective (sampled ones: a surrogate)
+    log_probs(hidden)              [..., H] -> [..., V]  exact, normalized natural logs
+    log_prob(hidden, targets)      [..., H], int [...] -> [...]  exact log P(target | hidden)
+    training_loss(hidden, targets) [...]  the per-token training objective
 
-- `FullSoftmax`: the baseline.
-- `ShortlistSoftmax` (12.10): the frequent words plus one "tail" unit; a caller's n-gram supplies
-  P(w | C, w in tail).
-- `HierarchicalSoftmax` (12.11–12.12): a two-level class tree (about sqrt|V| classes) or a
-  binary Huffman tree; both exact, O(sqrt|V|) or O(log|V|) per token.
-- `SampledSoftmax` (12.13–12.18), `NoiseContrastiveSoftmax`, `RankingSoftmax` (12.19): trained
-  with m negative samples from a unigram proposal, evaluated with the exact full softmax.
+- `FullSoftmax`: softmax(h W^T + b), the baseline (12.8-12.9).
+- `ShortlistSoftmax` (12.10): the frequent words plus one "tail" unit; the caller's n-gram
+  supplies P(w | C, w in tail).
+- `HierarchicalSoftmax` (12.11-12.12): a two-level frequency-binned class tree (about sqrt|V|
+  classes) or a binary Huffman tree; exact, O(sqrt|V|) or O(log|V|) output vectors per token.
+- `SampledSoftmax` (12.13-12.18), `NoiseContrastiveSoftmax`, `RankingSoftmax` (12.19): trained
+  on the target plus m words sampled from a unigram proposal, evaluated with the exact softmax of
+  the same [V, H] weights, so their perplexities compare with the others'.
 
-Ids are vocabulary ids; `counts` are training counts per id (the proposal, the trees).
+Word ids are vocabulary ids, ordered by decreasing frequency (the shortlist relies on it);
+`counts` are unigram training counts per id (the trees and the proposals are built from them).
+All computation is float32, also under a mixed-precision policy: log-probabilities of rare words
+and the normalizers over |V| terms need float32's range and precision.
+
+The layers use `tf` ops rather than `keras.ops`: the candidate sampler, the sampled losses,
+segment reductions and sparse products have no `keras.ops` counterpart, and the suite runs on the
+TensorFlow backend. Everything works in `tf.function`, `model.fit` and SavedModel exports.
 """
 
 from __future__ import annotations
@@ -26,171 +35,349 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 OUTPUT_KINDS = ("full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce", "ranking")
 
 
+# === Arguments and shapes ===
+def _check_vocab_size(vocab_size) -> int:
+    if int(vocab_size) != vocab_size or vocab_size < 2:
+        raise ValueError(
+            f"vocab_size must be an integer >= 2, got {vocab_size}: "
+            "a vocabulary of one word has nothing to predict."
+        )
+    return int(vocab_size)
+
+
 def _check_counts(counts, vocab_size: int) -> np.ndarray:
     counts = np.asarray(counts, np.float64)
-    if vocab_size < 2:
-        raise ValueError(f"vocab_size must be >= 2, got {vocab_size}: a vocabulary of one word has nothing to predict.")
     if counts.shape != (vocab_size,):
-        raise ValueError(f"counts must hold one count per word: {vocab_size} expected, got shape {counts.shape}.")
-    if np.any(counts < 0) or not np.all(np.isfinite(counts)):
-        raise ValueError("counts must be finite and >= 0.")
+        raise ValueError(
+            f"counts must hold one unigram count per word id: length {vocab_size} "
+            f"(vocab_size) expected, got shape {counts.shape}."
+        )
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise ValueError("counts must be finite and non-negative (they are unigram counts).")
     return counts
 
 
-def _flat(hidden, targets=None):
-    """[..., H] -> [N, H] float32 (and targets -> [N]); returns the leading shape to restore."""
+def _smoothed(counts: np.ndarray) -> np.ndarray:
+    """Counts with zeros raised to half the smallest positive count (all ones if none is positive).
+
+    A word unseen in training still needs q(w) > 0: as a target its importance correction
+    -log(m q) would be infinite, and it could never be pushed down as a negative.
+    """
+    positive = counts[counts > 0]
+    if positive.size == 0:
+        return np.ones_like(counts)
+    return np.where(counts > 0, counts, positive.min() / 2)
+
+
+def _flatten(hidden, targets=None):
+    """[..., H] -> float32 [N, H] (and int [...] -> int32 [N]), so each method works on any rank."""
     hidden = tf.cast(hidden, tf.float32)
-    lead = tf.shape(hidden)[:-1]
     flat = tf.reshape(hidden, [-1, tf.shape(hidden)[-1]])
     if targets is None:
-        return flat, lead
-    return flat, tf.reshape(tf.cast(targets, tf.int32), [-1]), lead
+        return flat
+    targets = tf.convert_to_tensor(targets)
+    if hidden.shape.rank is not None and targets.shape.rank is not None:
+        if not hidden.shape[:-1].is_compatible_with(targets.shape):
+            raise ValueError(
+                f"targets must have the hidden states' leading shape: hidden {hidden.shape}, "
+                f"targets {targets.shape}."
+            )
+    return flat, tf.reshape(tf.cast(targets, tf.int32), [-1])
 
 
+def _like_targets(values, targets):
+    """[N] -> the targets' shape [...]."""
+    targets = tf.convert_to_tensor(targets)
+    out = tf.reshape(values, tf.shape(targets))
+    out.set_shape(targets.shape)
+    return out
+
+
+def _with_columns(values, hidden, columns: int):
+    """[N, K] -> [..., K] with the hidden states' leading shape."""
+    hidden = tf.convert_to_tensor(hidden)
+    out = tf.reshape(values, tf.concat([tf.shape(hidden)[:-1], [columns]], 0))
+    out.set_shape(hidden.shape[:-1].concatenate([columns]))
+    return out
+
+
+def _eager_constant(value, dtype):
+    """A constant created eagerly even when first needed inside a `tf.function` trace.
+
+    Traced functions capture it by reference (one copy, saved once in a SavedModel) instead of
+    baking an O(|V|) array into every graph.
+    """
+    with tf.init_scope():
+        return tf.constant(value, dtype)
+
+
+# === The interface ===
+@keras.saving.register_keras_serializable(package="dlsuite")
 class VocabularyOutput(keras.layers.Layer):
-    """Base class: float32 outputs (even under mixed precision), `call` = `log_probs`."""
+    """Base class of the vocabulary outputs: hidden states [..., H] -> word log-probabilities.
+
+    Subclasses implement `log_probs` (exact, normalized, for evaluation and generation) and
+    `log_prob` (exact log P(target), gathering only what the method needs); `training_loss` is
+    `-log_prob` unless the layer trains on a sampled surrogate. `call` is `log_probs`.
+
+    The layer's dtype policy defaults to float32 and every method casts `hidden` to float32, so
+    the outputs are float32 under a `mixed_float16` global policy too.
+
+    Args:
+        vocab_size: int >= 2. |V|, the number of word ids.
+    """
 
     def __init__(self, vocab_size, **kwargs):
-        kwargs.setdefault("dtype", "float32")  # log-probabilities need float32 range
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.vocab_size = int(vocab_size)
+        self.vocab_size = _check_vocab_size(vocab_size)
 
     def call(self, hidden):
         return self.log_probs(hidden)
 
+    def log_probs(self, hidden):
+        raise NotImplementedError
+
+    def log_prob(self, hidden, targets):
+        raise NotImplementedError
+
     def training_loss(self, hidden, targets):
         return -self.log_prob(hidden, targets)
+
+    @property
+    def output_size(self) -> int:
+        """Columns of `log_probs`: |V| (the shortlist: its size + 1)."""
+        return self.vocab_size
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_size,)
+
+    def _ensure_built(self, hidden):
+        # log_prob / training_loss may be the first method called (they bypass __call__).
+        if not self.built:
+            self.build(tuple(hidden.shape))
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size}
 
 
-@keras.saving.register_keras_serializable(package="dlsuite")
-class FullSoftmax(VocabularyOutput):
-    """softmax(h W + b) over the whole vocabulary (eqs. 12.8–12.9): the baseline every other
-    output is measured against."""
+class _AffineSoftmax(VocabularyOutput):
+    """softmax(h W^T + b) over `output_size` rows of a [rows, H] matrix W and a bias b.
 
-    def __init__(self, vocab_size, **kwargs):
-        super().__init__(vocab_size, **kwargs)
-        if self.vocab_size < 2:
-            raise ValueError(f"vocab_size must be >= 2, got {vocab_size}.")
+    W is stored [rows, H], like an embedding table, so that the sampled losses gather whole rows
+    (their gradient is then an IndexedSlices of those rows, not a dense [V, H] tensor).
+    """
 
-    def build(self, hidden_shape):
-        self.kernel = self.add_weight(name="kernel", shape=(hidden_shape[-1], self.output_size),
-                                      initializer="glorot_uniform")
+    def build(self, input_shape):
+        if self.built:  # the language app builds explicitly, and may be called again
+            return
+        hidden = int(input_shape[-1])
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.output_size, hidden), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(self.output_size,), initializer="zeros")
 
-    @property
-    def output_size(self) -> int:
-        return self.vocab_size
-
-    def logits(self, hidden):
-        return ops.matmul(ops.cast(hidden, "float32"), self.kernel) + self.bias
+    def _logits(self, flat):
+        return tf.matmul(flat, self.kernel, transpose_b=True) + self.bias
 
     def log_probs(self, hidden):
-        return ops.log_softmax(self.logits(hidden), axis=-1)
+        self._ensure_built(hidden)
+        log_probs = tf.nn.log_softmax(self._logits(_flatten(hidden)))
+        return _with_columns(log_probs, hidden, self.output_size)
 
-    def log_prob(self, hidden, targets):
-        log_probs = self.log_probs(hidden)
-        return ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(ops.cast(targets, "int32"), -1), axis=-1), -1)
+    def _column_log_prob(self, hidden, columns):
+        """log softmax(h W^T + b)[column], flattened to [N]."""
+        self._ensure_built(hidden)
+        flat, columns = _flatten(hidden, columns)
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(columns, self._logits(flat))
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
-class ShortlistSoftmax(FullSoftmax):
-    """Shortlist (eq. 12.10): ids < shortlist_size are modelled directly, plus one tail unit.
+class FullSoftmax(_AffineSoftmax):
+    """The full affine + softmax output, eqs. 12.8-12.9: P(w | h) = softmax(h W^T + b)_w.
 
-    P(w | C) = P(w | C) for w in the shortlist L, and P(tail | C) P_ngram(w | C, w in T) for the
-    tail T; the caller passes log P_ngram(w | C, w in T) as `tail_log_prob`. Ids are ordered by
-    frequency, so L holds the frequent words.
+    Every token costs O(n_h |V|) in the forward and the backward pass; it is the baseline the
+    other outputs are measured against, and the parametrization ([V, H] kernel, [V] bias) the
+    sampled outputs share.
+
+    Args:
+        vocab_size: int >= 2. |V|.
+
+    Example:
+    >>> output = FullSoftmax(10_000)
+    >>> log_probs = output(hidden)                 # [B, T, 10000]
+    >>> nll = -output.log_prob(hidden, targets)    # [B, T]
+    """
+
+    def log_prob(self, hidden, targets):
+        return _like_targets(self._column_log_prob(hidden, targets), targets)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class ShortlistSoftmax(_AffineSoftmax):
+    """Shortlist output, eq. 12.10: the network models the frequent words, an n-gram the rest.
+
+    Ids `0 .. shortlist_size - 1` (the shortlist L: ids are ordered by decreasing frequency) each
+    get a softmax unit, plus one tail unit giving P(w in T | C) for the tail T = the other ids:
+
+        P(w | C) = softmax(...)_w                      for w in L
+        P(w | C) = P(T | C) * P_ngram(w | C, w in T)   for w in T
+
+    `log_probs` returns shortlist_size + 1 columns, the last being log P(T | C). `log_prob` needs
+    the n-gram's log P(w | C, w in T) as `tail_log_prob` for tail targets. Training maps every
+    tail word to the tail unit, so its cost is O(n_h |L|) instead of O(n_h |V|).
+
+    Args:
+        vocab_size: int >= 2. |V|.
+        shortlist_size: int in [1, vocab_size). |L|.
+
+    Example:
+    >>> output = ShortlistSoftmax(50_000, shortlist_size=2_000)
+    >>> lp = output.log_prob(hidden, targets, tail_log_prob=ngram_tail_log_probs)
     """
 
     def __init__(self, vocab_size, shortlist_size, **kwargs):
         super().__init__(vocab_size, **kwargs)
-        if not 1 <= shortlist_size < vocab_size:
-            raise ValueError(f"shortlist_size must be in [1, vocab_size={vocab_size}), got {shortlist_size}.")
+        if int(shortlist_size) != shortlist_size or not 1 <= shortlist_size < self.vocab_size:
+            raise ValueError(
+                f"shortlist_size must be an integer in [1, vocab_size={self.vocab_size}), "
+                f"got {shortlist_size}: the tail must hold at least one word."
+            )
         self.shortlist_size = int(shortlist_size)
 
     @property
     def output_size(self) -> int:
-        return self.shortlist_size + 1  # last column: the tail
+        return self.shortlist_size + 1
 
     def _columns(self, targets):
-        targets = ops.cast(targets, "int32")
-        return ops.where(targets < self.shortlist_size, targets, self.shortlist_size)
+        """Word ids -> softmax columns: tail words all map to the tail unit (column |L|)."""
+        targets = tf.cast(targets, tf.int32)
+        return tf.minimum(targets, self.shortlist_size)
 
     def log_prob(self, hidden, targets, tail_log_prob=None):
-        in_tail = ops.cast(targets, "int32") >= self.shortlist_size
-        head = super().log_prob(hidden, self._columns(targets))
+        """log P(target | C); tail targets need `tail_log_prob` = log P_ngram(w | C, w in T).
+
+        Raises ValueError (eagerly) when tail targets are present and `tail_log_prob` is None.
+        Inside a `tf.function` the targets' values are unknown when tracing, so there a missing
+        `tail_log_prob` counts as 0: tail targets get log P(T | C) only.
+        """
+        targets = tf.convert_to_tensor(targets)
+        in_tail = tf.cast(targets, tf.int32) >= self.shortlist_size
+        head = _like_targets(self._column_log_prob(hidden, self._columns(targets)), targets)
         if tail_log_prob is None:
-            if isinstance(in_tail, np.ndarray | tf.Tensor) and not tf.is_symbolic_tensor(in_tail) and np.any(in_tail):
-                raise ValueError("targets outside the shortlist need tail_log_prob (the n-gram's log P(w | C, tail)).")
+            if tf.executing_eagerly() and bool(tf.reduce_any(in_tail)):
+                raise ValueError(
+                    f"targets outside the shortlist (ids >= {self.shortlist_size}) need "
+                    "tail_log_prob, the n-gram's log P(w | C, w in tail) (eq. 12.10)."
+                )
             return head
-        return head + ops.where(in_tail, ops.cast(tail_log_prob, "float32"), 0.0)
+        tail_log_prob = tf.cast(tail_log_prob, tf.float32)
+        return head + tf.where(in_tail, tail_log_prob, tf.zeros_like(tail_log_prob))
 
     def training_loss(self, hidden, targets):
-        return -super().log_prob(hidden, self._columns(targets))
+        # -log P(column): the network learns P(T | C) for tail words; the n-gram is trained apart.
+        return _like_targets(-self._column_log_prob(hidden, self._columns(targets)), targets)
 
     def get_config(self):
         return {**super().get_config(), "shortlist_size": self.shortlist_size}
 
 
-def huffman_codes(counts: np.ndarray):
-    """Binary Huffman tree over word counts: (paths [V, D] internal-node ids, codes [V, D] in {0, 1},
-    lengths [V]). Frequent words get short paths (expected depth within 1 of the entropy)."""
-    heap = [(float(c) + 1e-3, i, i) for i, c in enumerate(counts)]  # (weight, tie-break, node)
-    heapq.heapify(heap)
+# === Trees for the hierarchical softmax ===
+def huffman_codes(counts):
+    """A binary Huffman tree over the word counts (eq. 12.12's tree, as in word2vec).
+
+    Returns `(paths, codes, lengths)`: `paths[w, k]` is the k-th internal node (0 .. |V|-2, the
+    root first) on word w's path, `codes[w, k]` in {0, 1} the branch taken there, `lengths[w]` the
+    path length; rows are zero-padded to the longest path. Frequent words get short paths: the
+    expected length is within one bit of the unigram entropy, O(log |V|).
+    """
+    counts = np.asarray(counts, np.float64)
     vocab_size = len(counts)
-    parent, bit = np.zeros(2 * vocab_size - 1, np.int64), np.zeros(2 * vocab_size - 1, np.int64)
-    next_node = vocab_size
-    while len(heap) > 1:
-        w0, _, n0 = heapq.heappop(heap)
-        w1, _, n1 = heapq.heappop(heap)
-        parent[n0], bit[n0], parent[n1], bit[n1] = next_node, 0, next_node, 1
-        heapq.heappush(heap, (w0 + w1, next_node, next_node))
-        next_node += 1
-    root = next_node - 1
-    paths, codes = [], []
-    for word in range(vocab_size):
-        path, code, node = [], [], word
-        while node != root:
-            path.append(parent[node] - vocab_size)  # internal nodes numbered 0..V-2
-            code.append(bit[node])
-            node = parent[node]
-        paths.append(path[::-1])
-        codes.append(code[::-1])
-    lengths = np.array([len(p) for p in paths])
-    pad = lambda rows: np.array([r + [0] * (lengths.max() - len(r)) for r in rows], np.int32)  # noqa: E731
-    return pad(paths), pad(codes), lengths.astype(np.int32)
+    # (weight, node id): equal weights merge lower ids first, so leaves pair up before the
+    # internal nodes made from them, and uniform counts give a balanced tree.
+    heap = [(float(c), i) for i, c in enumerate(counts)]
+    heapq.heapify(heap)
+    parent = np.zeros(2 * vocab_size - 1, np.int64)
+    branch = np.zeros(2 * vocab_size - 1, np.int32)
+    for node in range(vocab_size, 2 * vocab_size - 1):
+        (w0, n0), (w1, n1) = heapq.heappop(heap), heapq.heappop(heap)
+        parent[[n0, n1]], branch[[n0, n1]] = node, (0, 1)
+        heapq.heappush(heap, (w0 + w1, node))
+    root = 2 * vocab_size - 2
+    parent[root] = root
+    depth = np.zeros(2 * vocab_size - 1, np.int32)
+    for node in range(root - 1, -1, -1):  # a parent is created after its children
+        depth[node] = depth[parent[node]] + 1
+    lengths = depth[:vocab_size]
+    paths = np.zeros((vocab_size, lengths.max()), np.int32)
+    codes = np.zeros((vocab_size, lengths.max()), np.int32)
+    node, position = np.arange(vocab_size), lengths - 1
+    while np.any(position >= 0):  # climb from every leaf at once, filling paths from the end
+        live = np.flatnonzero(position >= 0)
+        paths[live, position[live]] = parent[node[live]] - vocab_size
+        codes[live, position[live]] = branch[node[live]]
+        node, position = parent[node], position - 1
+    return paths, codes, lengths
 
 
-def frequency_classes(counts: np.ndarray, num_classes: int):
-    """Words sorted by frequency and cut into `num_classes` classes of equal size (about sqrt|V|
-    words each), so the frequent words share classes. Returns (class of each word, position in its
-    class, members [C, S] padded with -1)."""
+def frequency_classes(counts, num_classes: int):
+    """Frequency binning (Mikolov et al. 2011): each class holds about the same unigram mass.
+
+    Words sorted by decreasing count are cut into `num_classes` consecutive runs. Each cut is
+    placed where the run reaches its share of the mass still unassigned, so a single very frequent
+    word takes a class of its own without starving the classes after it; every class gets at
+    least one word. Frequent words land in small classes, rare words in large ones, and the
+    expected class size under the unigram distribution is about |V| / num_classes or less.
+
+    Returns `(order, sizes)`: word ids in class order (classes are contiguous runs of `order`)
+    and the number of words of each class.
+    """
+    counts = _smoothed(np.asarray(counts, np.float64))
     order = np.argsort(-counts, kind="stable")
-    size = math.ceil(len(counts) / num_classes)
-    word_class, position = np.zeros(len(counts), np.int32), np.zeros(len(counts), np.int32)
-    word_class[order] = np.arange(len(counts)) // size
-    position[order] = np.arange(len(counts)) % size
-    members = np.full((num_classes, size), -1, np.int32)
-    members[word_class, position] = np.arange(len(counts))
-    return word_class, position, members
+    cumulative = np.cumsum(counts[order])
+    vocab_size, start, sizes = len(counts), 0, []
+    for k in range(num_classes):
+        left = num_classes - k
+        if left == 1:
+            end = vocab_size
+        else:
+            before = cumulative[start - 1] if start else 0.0
+            share = before + (cumulative[-1] - before) / left
+            # The word whose count crosses the share stays in this class (as in Mikolov's code).
+            end = int(np.searchsorted(cumulative, share * (1 - 1e-12))) + 1
+            end = min(max(end, start + 1), vocab_size - (left - 1))
+        sizes.append(end - start)
+        start = end
+    return order.astype(np.int32), np.array(sizes, np.int32)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class HierarchicalSoftmax(VocabularyOutput):
-    """Hierarchical softmax (eqs. 12.11–12.12): P(w | h) = product of the decisions on w's path.
+    """Hierarchical softmax, eqs. 12.11-12.12: P(w | h) = the product of the decisions on w's path.
 
-    tree="classes": P(w|h) = P(c(w)|h) P(w|c(w), h), a softmax over about sqrt|V| classes, then
-    one within the class (cost O(sqrt|V|) per token). tree="huffman": a binary Huffman tree from
-    the counts, P(w|h) = prod_k sigmoid(+-(h . v_k + b_k)) over w's path (cost O(log|V|)).
-    Only the target's class block or path is gathered in `log_prob`: training never touches all |V|
-    output vectors.
+    `tree="classes"`: a depth-2 tree, words binned into about sqrt|V| classes by frequency
+    (`frequency_classes`), P(w | h) = P(c(w) | h) P(w | c(w), h) with a softmax over the classes
+    and a softmax over the words of c(w). `tree="huffman"`: a binary Huffman tree built from the
+    counts (`huffman_codes`), P(w | h) = prod_k sigmoid(s_k (h . v_k + b_k)) over the internal
+    nodes k on w's path, s_k = +1 for branch 1 and -1 for branch 0; O(log |V|) per token.
+
+    Both are exactly normalized. `log_prob` and `training_loss` gather only the target's class
+    block or path nodes, so a training step never touches all |V| output vectors (the gradient of
+    the [V, H] matrices is an IndexedSlices of those rows); `log_probs` computes all of them.
+
+    Args:
+        vocab_size: int >= 2. |V|.
+        counts: unigram count per word id, length |V| (stored in the config as a list).
+        tree: "classes" or "huffman".
+        num_classes: int or None. Classes of the class tree; defaults to round(sqrt|V|).
+
+    Example:
+    >>> output = HierarchicalSoftmax(50_000, counts, tree="huffman")
+    >>> loss = output.training_loss(hidden, targets)   # [B, T], O(log |V|) per token
     """
 
     def __init__(self, vocab_size, counts, tree="classes", num_classes=None, **kwargs):
@@ -199,160 +386,382 @@ class HierarchicalSoftmax(VocabularyOutput):
         if tree not in ("classes", "huffman"):
             raise ValueError(f"tree must be 'classes' or 'huffman', got {tree!r}.")
         self.tree = tree
-        self.num_classes = int(num_classes or max(2, round(math.sqrt(self.vocab_size))))
-        if tree == "classes":
-            if not 2 <= self.num_classes <= self.vocab_size:
-                raise ValueError(f"num_classes must be in [2, vocab_size], got {self.num_classes}.")
-            word_class, position, members = frequency_classes(self.counts, self.num_classes)
-            self._word_class, self._position = tf.constant(word_class), tf.constant(position)
-            self._members = tf.constant(np.maximum(members, 0))
-            self._member_mask = tf.constant(members >= 0)
+        # Ragged/sparse gathers with data-dependent sizes: XLA cannot compile them.
+        self.supports_jit = False
+        if tree == "huffman":
+            if num_classes is not None:
+                raise ValueError(
+                    "num_classes applies to tree='classes' only; the Huffman tree is binary."
+                )
+            self.num_classes = None
+            self._init_huffman()
         else:
-            paths, codes, lengths = huffman_codes(self.counts)
-            self.code_lengths = lengths
-            self._paths, self._signs = tf.constant(paths), tf.constant(2.0 * codes - 1.0, tf.float32)
-            self._path_mask = tf.constant(np.arange(paths.shape[1])[None] < lengths[:, None], tf.float32)
+            self.num_classes = int(num_classes or max(1, round(math.sqrt(self.vocab_size))))
+            if not 1 <= self.num_classes <= self.vocab_size:
+                raise ValueError(
+                    f"num_classes must be in [1, vocab_size={self.vocab_size}], got {num_classes}."
+                )
+            self._init_classes()
 
-    def build(self, hidden_shape):
-        hidden = hidden_shape[-1]
+    def _init_classes(self):
+        order, sizes = frequency_classes(self.counts, self.num_classes)
+        self.class_sizes = sizes
+        word_class = np.empty(self.vocab_size, np.int32)
+        word_class[order] = np.repeat(np.arange(self.num_classes, dtype=np.int32), sizes)
+        self.word_class = word_class
+        self._order = _eager_constant(order, tf.int32)
+        self._word_class = _eager_constant(word_class, tf.int32)
+        self._class_start = _eager_constant(np.cumsum(sizes) - sizes, tf.int32)
+        self._class_size = _eager_constant(sizes, tf.int32)
+
+    def _init_huffman(self):
+        paths, codes, lengths = huffman_codes(_smoothed(self.counts))
+        self.code_lengths, self.paths, self.codes = lengths, paths, codes
+        mask = np.arange(paths.shape[1])[None] < lengths[:, None]
+        self._paths = _eager_constant(paths, tf.int32)
+        self._signs = _eager_constant(np.where(mask, 2.0 * codes - 1.0, 0.0), tf.float32)
+        # log_probs as one sparse product: row w of the [V, 2(V-1)] matrix picks log sigmoid(+z_k) (column
+        # k) or log sigmoid(-z_k) (column |V|-1+k) for each node k on w's path.
+        words, steps = np.nonzero(mask)
+        columns = paths[words, steps] + np.where(codes[words, steps] == 1, 0, self.vocab_size - 1)
+        indices = np.stack([words, columns], 1).astype(np.int64)
+        self._path_indices = _eager_constant(indices[np.lexsort((columns, words))], tf.int64)
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        hidden = int(input_shape[-1])
+        # classes: one vector per word (scored within its class); huffman: one per internal node.
         rows = self.vocab_size if self.tree == "classes" else self.vocab_size - 1
-        self.node_kernel = self.add_weight(name="node_kernel", shape=(rows, hidden), initializer="glorot_uniform")
+        self.node_kernel = self.add_weight(
+            name="node_kernel", shape=(rows, hidden), initializer="glorot_uniform"
+        )
         self.node_bias = self.add_weight(name="node_bias", shape=(rows,), initializer="zeros")
         if self.tree == "classes":
-            self.class_kernel = self.add_weight(name="class_kernel", shape=(hidden, self.num_classes),
-                                                initializer="glorot_uniform")
-            self.class_bias = self.add_weight(name="class_bias", shape=(self.num_classes,), initializer="zeros")
+            self.class_kernel = self.add_weight(
+                name="class_kernel", shape=(self.num_classes, hidden), initializer="glorot_uniform"
+            )
+            self.class_bias = self.add_weight(
+                name="class_bias", shape=(self.num_classes,), initializer="zeros"
+            )
 
+    # --- exact log P(target): only the target's class block or path ---
     def log_prob(self, hidden, targets):
-        flat, targets, lead = _flat(hidden, targets)
+        self._ensure_built(hidden)
+        flat, flat_targets = _flatten(hidden, targets)
         if self.tree == "classes":
-            out = self._class_log_prob(flat, targets)
+            out = self._class_log_prob(flat, flat_targets)
         else:
-            out = self._huffman_log_prob(flat, targets)
-        return ops.reshape(out, lead)
+            out = self._huffman_log_prob(flat, flat_targets)
+        return _like_targets(out, targets)
 
     def _class_log_prob(self, hidden, targets):
-        cls = tf.gather(self._word_class, targets)
-        class_lp = tf.gather(tf.nn.log_softmax(hidden @ self.class_kernel + self.class_bias), cls, batch_dims=1)
-        members = tf.gather(self._members, cls)  # [N, S]: only the target's class
-        logits = tf.einsum("nh,nsh->ns", hidden, tf.gather(self.node_kernel, members)) + tf.gather(self.node_bias, members)
-        logits = tf.where(tf.gather(self._member_mask, cls), logits, -1e9)
-        word_lp = tf.gather(tf.nn.log_softmax(logits), tf.gather(self._position, targets), batch_dims=1)
-        return class_lp + word_lp
+        target_class = tf.gather(self._word_class, targets)
+        class_logits = tf.matmul(hidden, self.class_kernel, transpose_b=True) + self.class_bias
+        class_lp = tf.gather(tf.nn.log_softmax(class_logits), target_class, batch_dims=1)
+        # Classes differ in size by orders of magnitude under frequency binning (the rare-word
+        # classes are the large ones), so padding every token to the largest class would cost far
+        # more than the expected sqrt|V|. Instead, one flat run of (token, member) pairs.
+        sizes = tf.gather(self._class_size, target_class)  # [N]
+        token = tf.repeat(tf.range(tf.shape(targets)[0]), sizes)  # [M], sorted
+        offset = tf.range(tf.reduce_sum(sizes)) - tf.gather(tf.cumsum(sizes, exclusive=True), token)
+        starts = tf.gather(self._class_start, target_class)  # [N]: where the class begins in _order
+        member = tf.gather(self._order, tf.gather(starts, token) + offset)  # [M] word ids
+        member_logits = tf.reduce_sum(
+            tf.gather(hidden, token) * tf.gather(self.node_kernel, member), -1
+        ) + tf.gather(self.node_bias, member)
+        normalizer = _segment_logsumexp(member_logits, token, tf.shape(targets)[0])
+        target_logit = tf.reduce_sum(hidden * tf.gather(self.node_kernel, targets), -1)
+        target_logit += tf.gather(self.node_bias, targets)
+        return class_lp + target_logit - normalizer
 
     def _huffman_log_prob(self, hidden, targets):
-        nodes = tf.gather(self._paths, targets)  # [N, D]
-        z = tf.einsum("nh,ndh->nd", hidden, tf.gather(self.node_kernel, nodes)) + tf.gather(self.node_bias, nodes)
-        return tf.reduce_sum(tf.math.log_sigmoid(tf.gather(self._signs, targets) * z) * tf.gather(self._path_mask, targets), -1)
+        nodes = tf.gather(self._paths, targets)  # [N, D]; padding steps have sign 0
+        z = tf.einsum("nh,ndh->nd", hidden, tf.gather(self.node_kernel, nodes))
+        z += tf.gather(self.node_bias, nodes)
+        signs = tf.gather(self._signs, targets)
+        return tf.reduce_sum(tf.math.log_sigmoid(signs * z) * tf.abs(signs), -1)
 
+    # --- exact log P(w) for every w ---
     def log_probs(self, hidden):
-        flat, lead = _flat(hidden)
+        self._ensure_built(hidden)
+        flat = _flatten(hidden)
         if self.tree == "classes":
-            class_lp = tf.nn.log_softmax(flat @ self.class_kernel + self.class_bias)  # [N, C]
-            logits = flat @ tf.transpose(self.node_kernel) + self.node_bias  # [N, V]
-            grouped = tf.where(self._member_mask, tf.gather(logits, self._members, axis=1), -1e9)  # [N, C, S]
-            norm = tf.reduce_logsumexp(grouped, axis=-1)  # [N, C]
-            out = tf.gather(class_lp - norm, self._word_class, axis=1) + logits
+            out = self._class_log_probs(flat)
         else:
-            z = flat @ tf.transpose(self.node_kernel) + self.node_bias  # [N, V-1]
-            per_node = tf.math.log_sigmoid(self._signs[None] * tf.gather(z, self._paths, axis=1))  # [N, V, D]
-            out = tf.reduce_sum(per_node * self._path_mask[None], -1)
-        return tf.reshape(out, tf.concat([lead, [self.vocab_size]], 0))
+            out = self._huffman_log_probs(flat)
+        return _with_columns(out, hidden, self.vocab_size)
+
+    def _class_log_probs(self, hidden):
+        class_logits = tf.matmul(hidden, self.class_kernel, transpose_b=True) + self.class_bias
+        class_lp = tf.nn.log_softmax(class_logits)  # [N, C]
+        logits = tf.matmul(hidden, self.node_kernel, transpose_b=True) + self.node_bias  # [N, V]
+        by_word = tf.transpose(logits)  # [V, N]: segment ops reduce the leading axis
+        peak = tf.math.unsorted_segment_max(by_word, self._word_class, self.num_classes)
+        shifted = tf.exp(by_word - tf.gather(peak, self._word_class))
+        normalizer = (
+            tf.math.log(tf.math.unsorted_segment_sum(shifted, self._word_class, self.num_classes))
+            + peak
+        )  # [C, N]: log-sum-exp within each class
+        offsets = tf.gather(tf.transpose(class_lp) - normalizer, self._word_class)  # [V, N]
+        return tf.transpose(by_word + offsets)
+
+    def _huffman_log_probs(self, hidden):
+        z = tf.matmul(hidden, self.node_kernel, transpose_b=True) + self.node_bias  # [N, V-1]
+        branch_lp = tf.concat([tf.math.log_sigmoid(z), tf.math.log_sigmoid(-z)], 1)  # [N, 2(V-1)]
+        # Sum of each word's branch log-probabilities: O(N |V| log|V|) without an [N, V, D] tensor.
+        paths = tf.SparseTensor(
+            self._path_indices,
+            tf.ones(tf.shape(self._path_indices)[:1], tf.float32),
+            [self.vocab_size, 2 * (self.vocab_size - 1)],
+        )
+        return tf.transpose(tf.sparse.sparse_dense_matmul(paths, branch_lp, adjoint_b=True))
 
     def get_config(self):
-        return {**super().get_config(), "counts": self.counts.tolist(), "tree": self.tree,
-                "num_classes": self.num_classes}
+        return {
+            **super().get_config(),
+            "counts": self.counts.tolist(),
+            "tree": self.tree,
+            "num_classes": self.num_classes,
+        }
 
 
-@keras.saving.register_keras_serializable(package="dlsuite")
-class SampledSoftmax(FullSoftmax):
-    """Importance-sampled softmax (eqs. 12.13–12.18), evaluated exactly.
+def _segment_logsumexp(values, segment_ids, num_segments):
+    """log sum exp of `values` per segment, shifted by the segment's max for stability."""
+    peak = tf.stop_gradient(tf.math.unsorted_segment_max(values, segment_ids, num_segments))
+    total = tf.math.unsorted_segment_sum(
+        tf.exp(values - tf.gather(peak, segment_ids)), segment_ids, num_segments
+    )
+    return tf.math.log(total) + peak
 
-    The negative phase of the log-likelihood gradient is estimated from m words drawn from the
-    proposal q ∝ count^power, with the self-normalized weights of biased importance sampling
-    (12.18): a softmax over the target and the samples with each logit corrected by -log(m q).
-    `tf.nn.sampled_softmax_loss` computes exactly that (remove_accidental_hits drops samples equal
-    to the target), so we use it rather than re-deriving it.
+
+# === Sampled training objectives, exact evaluation ===
+class _SampledOutput(FullSoftmax):
+    """A FullSoftmax trained on the target plus `num_samples` words drawn from a proposal q.
+
+    q(w) is proportional to count(w) ** proposal_power (1: the unigram; 0.75: word2vec's flatter
+    choice; 0: uniform). The m samples are drawn with replacement and shared by the whole batch,
+    so a step gathers N + m rows of W instead of multiplying by all |V|. Evaluation (`log_probs`,
+    `log_prob`) is the exact full softmax of the same weights.
     """
 
-    def __init__(self, vocab_size, counts, num_samples=256, proposal_power=1.0, **kwargs):
+    def __init__(self, vocab_size, counts, num_samples, proposal_power=1.0, **kwargs):
         super().__init__(vocab_size, **kwargs)
         self.counts = _check_counts(counts, self.vocab_size)
-        if not 1 <= num_samples < vocab_size:
-            raise ValueError(f"num_samples must be in [1, vocab_size={vocab_size}), got {num_samples}.")
-        if proposal_power < 0:
-            raise ValueError(f"proposal_power must be >= 0, got {proposal_power}.")
+        if int(num_samples) != num_samples or not 1 <= num_samples < self.vocab_size:
+            raise ValueError(
+                f"num_samples must be an integer in [1, vocab_size={self.vocab_size}), got "
+                f"{num_samples}: sampling is meant to look at fewer words than the full softmax."
+            )
+        if not np.isfinite(proposal_power) or proposal_power < 0:
+            raise ValueError(f"proposal_power must be finite and >= 0, got {proposal_power}.")
         self.num_samples, self.proposal_power = int(num_samples), float(proposal_power)
+        self.supports_jit = False  # the candidate sampler has no XLA kernel
+        weights = _smoothed(self.counts) ** self.proposal_power
+        self.proposal = weights / weights.sum()  # q, for inspection and tests
+        self._unigrams = _smoothed(self.counts).tolist()
 
-    def _samples(self, targets):
-        # Counts floored at 1: ids never seen in training still get pushed down as negatives.
+    def sample(self, targets):
+        """m words from q for flat targets [N]: (sampled [m], expected counts of the targets [N, 1]
+        and of the samples [m]), the `sampled_values` triple of `tf.nn.sampled_softmax_loss`.
+
+        unique=False draws i.i.d. with replacement, so the expected count of w is exactly m q(w)
+        and the -log(expected count) correction is eq. 12.18's -log(m q).
+        """
         return tf.random.fixed_unigram_candidate_sampler(
-            true_classes=tf.cast(targets[:, None], tf.int64), num_true=1, num_sampled=self.num_samples, unique=True,
-            range_max=self.vocab_size, distortion=self.proposal_power, unigrams=np.maximum(self.counts, 1).tolist())
+            true_classes=tf.cast(tf.reshape(targets, [-1, 1]), tf.int64),
+            num_true=1,
+            num_sampled=self.num_samples,
+            unique=False,
+            range_max=self.vocab_size,
+            distortion=self.proposal_power,
+            unigrams=self._unigrams,
+        )
 
     def training_loss(self, hidden, targets):
-        flat, targets, lead = _flat(hidden, targets)
-        loss = tf.nn.sampled_softmax_loss(
-            weights=tf.transpose(self.kernel), biases=self.bias, labels=tf.cast(targets[:, None], tf.int64),
-            inputs=flat, num_sampled=self.num_samples, num_classes=self.vocab_size,
-            sampled_values=self._samples(targets), remove_accidental_hits=True)
-        return ops.reshape(loss, lead)
+        self._ensure_built(hidden)
+        flat, flat_targets = _flatten(hidden, targets)
+        loss = self.sampled_loss(flat, flat_targets, self.sample(flat_targets))
+        return _like_targets(loss, targets)
+
+    def sampled_loss(self, hidden, targets, sampled_values):
+        """The per-token objective for flat hidden [N, H], targets [N] and given samples."""
+        raise NotImplementedError
 
     def get_config(self):
-        return {**super().get_config(), "counts": self.counts.tolist(), "num_samples": self.num_samples,
-                "proposal_power": self.proposal_power}
+        return {
+            **super().get_config(),
+            "counts": self.counts.tolist(),
+            "num_samples": self.num_samples,
+            "proposal_power": self.proposal_power,
+        }
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
-class NoiseContrastiveSoftmax(SampledSoftmax):
-    """Noise-contrastive estimation: logistic regression of data words against m noise words from
-    q (tf.nn.nce_loss); the softmax's normalization is learned, and evaluation normalizes exactly."""
+class SampledSoftmax(_SampledOutput):
+    """Importance-sampled softmax, eqs. 12.13-12.18; evaluated with the exact full softmax.
 
-    def training_loss(self, hidden, targets):
-        flat, targets, lead = _flat(hidden, targets)
-        loss = tf.nn.nce_loss(
-            weights=tf.transpose(self.kernel), biases=self.bias, labels=tf.cast(targets[:, None], tf.int64),
-            inputs=flat, num_sampled=self.num_samples, num_classes=self.vocab_size,
-            sampled_values=self._samples(targets), remove_accidental_hits=True)
-        return ops.reshape(loss, lead)
+    The log-likelihood gradient is da_y/dθ - sum_i P(i | C) da_i/dθ (12.13-12.16); its negative
+    phase is estimated with m words n_i ~ q and biased importance sampling (12.17-12.18): weights
+    w_i = (p_{n_i} / q_{n_i}) / sum_j (p_{n_j} / q_{n_j}), p = exp(a). That is the gradient of a
+    softmax cross-entropy over the target and the sampled logits, each corrected by -log(m q).
 
+    `tf.nn.sampled_softmax_loss` computes exactly this (with `unique=False` samples, see
+    `sample`), so we use the library rather than hand-written code; the tests check it against a
+    NumPy version of the formula and check that its gradient, averaged over draws, approaches the
+    exact one. It differs from 12.18 in keeping the target's own corrected logit
+    a_y - log(m q_y) in the normalizer (as Jean et al. 2015 do). With `remove_accidental_hits=True`
+    (used here) samples equal to the target are dropped and that one term stands in for them: the
+    expected normalizer is sum_{i != y} p_i + p_y / (m q_y), exact when m q_y = 1. It is not wrong,
+    but it is biased for very frequent targets (m q_y >> 1), whose weight in the negative phase
+    tends to 0 instead of P(y | C). Keeping the hits removes that limit bias but double-counts
+    the target at small m; in our measurements (|V| = 30-100, m = 5-50) dropping them gave the
+    averaged gradient closer to the exact one, so we keep the library default.
 
-@keras.saving.register_keras_serializable(package="dlsuite")
-class RankingSoftmax(SampledSoftmax):
-    """Ranking loss (eq. 12.19): L = sum_i max(0, margin - a_y + a_i) over m sampled negatives i != y.
+    Args:
+        vocab_size: int >= 2. |V|.
+        counts: unigram count per word id, length |V|.
+        num_samples: int in [1, |V|). m, drawn with replacement and shared by the batch.
+        proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
 
-    Hand-written: no library ships this loss for sampled vocabularies. The scores a = h W + b are
-    the full softmax's logits, so evaluation is the exact softmax of the same scores.
+    Example:
+    >>> output = SampledSoftmax(200_000, counts, num_samples=512, proposal_power=0.75)
+    >>> loss = output.training_loss(hidden, targets)   # [B, T], cost O(n_h (N + m))
+    >>> log_probs = output(hidden)                     # exact, [B, T, 200000]
     """
 
-    def __init__(self, vocab_size, counts, num_samples=256, proposal_power=1.0, margin=1.0, **kwargs):
+    def sampled_loss(self, hidden, targets, sampled_values):
+        return tf.nn.sampled_softmax_loss(
+            weights=self.kernel,
+            biases=self.bias,
+            labels=tf.cast(targets[:, None], tf.int64),
+            inputs=hidden,
+            num_sampled=self.num_samples,
+            num_classes=self.vocab_size,
+            sampled_values=sampled_values,
+            remove_accidental_hits=True,
+        )
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class NoiseContrastiveSoftmax(_SampledOutput):
+    """Noise-contrastive estimation (Gutmann & Hyvärinen; Mnih & Teh 2012 for language models).
+
+    A logistic regression tells the data word from m noise words drawn from q:
+    L = -log σ(a_y - log(m q_y)) - sum_i log(1 - σ(a_{n_i} - log(m q_{n_i}))). The unnormalized
+    scores learn to be self-normalized; evaluation still normalizes exactly. `tf.nn.nce_loss`
+    implements this objective, so we use it. Noise words equal to the target stay in the loss
+    (remove_accidental_hits=False), as in the NCE objective: they are genuine noise draws.
+
+    Args:
+        vocab_size: int >= 2. |V|.
+        counts: unigram count per word id, length |V|.
+        num_samples: int in [1, |V|). m noise words per step, shared by the batch.
+        proposal_power: float >= 0. The noise q proportional to count ** power. Defaults to 1.0.
+
+    Example:
+    >>> output = NoiseContrastiveSoftmax(50_000, counts, num_samples=100)
+    """
+
+    def sampled_loss(self, hidden, targets, sampled_values):
+        return tf.nn.nce_loss(
+            weights=self.kernel,
+            biases=self.bias,
+            labels=tf.cast(targets[:, None], tf.int64),
+            inputs=hidden,
+            num_sampled=self.num_samples,
+            num_classes=self.vocab_size,
+            sampled_values=sampled_values,
+            remove_accidental_hits=False,
+        )
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class RankingSoftmax(_SampledOutput):
+    """Ranking (hinge) loss, eq. 12.19: L = sum_i max(0, margin - a_y + a_i) over sampled negatives.
+
+    The negatives i are m words drawn from q, the target excluded (a sample equal to the target
+    contributes nothing). The scores a = h W^T + b are the full softmax's logits, so `log_probs`
+    is their exact softmax; the loss only asks the target to outscore the negatives by the margin,
+    so these probabilities are not calibrated the way the likelihood-trained layers' are.
+    Hand-written: neither Keras nor TensorFlow provides a sampled ranking loss.
+
+    Args:
+        vocab_size: int >= 2. |V|.
+        counts: unigram count per word id, length |V|.
+        num_samples: int in [1, |V|). m negatives per step, shared by the batch.
+        margin: float > 0. The score gap asked for. Defaults to 1.0.
+        proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
+
+    Example:
+    >>> output = RankingSoftmax(50_000, counts, num_samples=64, margin=1.0)
+    """
+
+    def __init__(self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, **kwargs):
         super().__init__(vocab_size, counts, num_samples, proposal_power, **kwargs)
+        if not np.isfinite(margin) or margin <= 0:
+            raise ValueError(f"margin must be finite and > 0, got {margin}.")
         self.margin = float(margin)
 
-    def training_loss(self, hidden, targets):
-        flat, targets, lead = _flat(hidden, targets)
-        sampled = tf.cast(self._samples(targets)[0], tf.int32)  # [m], shared by the batch
-        target_score = tf.reduce_sum(flat * tf.gather(tf.transpose(self.kernel), targets), -1) + tf.gather(self.bias, targets)
-        negative = flat @ tf.gather(self.kernel, sampled, axis=1) + tf.gather(self.bias, sampled)  # [N, m]
-        hinge = tf.nn.relu(self.margin - target_score[:, None] + negative)
-        hinge = tf.where(sampled[None] == targets[:, None], 0.0, hinge)  # the target is not its own negative
-        return ops.reshape(tf.reduce_sum(hinge, -1), lead)
+    def sampled_loss(self, hidden, targets, sampled_values):
+        negatives = tf.cast(sampled_values[0], tf.int32)  # [m]
+        target_score = tf.reduce_sum(hidden * tf.gather(self.kernel, targets), -1)
+        target_score += tf.gather(self.bias, targets)  # [N]
+        scores = tf.matmul(hidden, tf.gather(self.kernel, negatives), transpose_b=True)
+        scores += tf.gather(self.bias, negatives)  # [N, m]
+        hinge = tf.nn.relu(self.margin - target_score[:, None] + scores)
+        is_target = tf.equal(negatives[None, :], targets[:, None])
+        return tf.reduce_sum(tf.where(is_target, tf.zeros_like(hinge), hinge), -1)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
 
 
-def make_vocabulary_output(kind: str, vocab_size: int, counts, hidden_size: int | None = None, **options):
-    """The output layer named `kind` (one of OUTPUT_KINDS); `options` go to its constructor."""
-    del hidden_size  # layers build from the hidden shape they first see
+# === Factory ===
+DEFAULT_NUM_SAMPLES = 256
+
+
+def make_vocabulary_output(kind: str, vocab_size: int, counts=None, hidden_size=None, **options):
+    """The output layer called `kind` (one of OUTPUT_KINDS), named "vocabulary_output".
+
+    Args:
+        kind: "full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce" or
+            "ranking".
+        vocab_size: int. |V|.
+        counts: unigram count per word id (needed by every kind but "full" and "shortlist").
+        hidden_size: int or None. When given, the layer is built now for hidden states
+            [..., hidden_size], so its weights exist before the first call.
+        **options: constructor arguments: shortlist_size (default |V| // 10), num_classes,
+            num_samples (default min(256, |V| - 1)), proposal_power, margin.
+
+    Example:
+    >>> output = make_vocabulary_output("huffman", len(vocab), counts, hidden_size=256)
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(
+            f"unknown vocabulary output {kind!r}; valid kinds: {', '.join(OUTPUT_KINDS)}."
+        )
+    options.setdefault("name", "vocabulary_output")
+    if kind not in ("full", "shortlist") and counts is None:
+        raise ValueError(f"the {kind!r} output needs counts (unigram counts per word id).")
     if kind == "full":
-        return FullSoftmax(vocab_size, name="vocabulary_output", **options)
-    if kind == "shortlist":
-        return ShortlistSoftmax(vocab_size, name="vocabulary_output", **options)
-    if kind in ("hierarchical_classes", "huffman"):
+        layer = FullSoftmax(vocab_size, **options)
+    elif kind == "shortlist":
+        options.setdefault("shortlist_size", max(1, int(vocab_size) // 10))
+        layer = ShortlistSoftmax(vocab_size, **options)
+    elif kind in ("hierarchical_classes", "huffman"):
         tree = "classes" if kind == "hierarchical_classes" else "huffman"
-        return HierarchicalSoftmax(vocab_size, counts, tree=tree, name="vocabulary_output", **options)
-    layers = {"sampled": SampledSoftmax, "nce": NoiseContrastiveSoftmax, "ranking": RankingSoftmax}
-    if kind in layers:
-        return layers[kind](vocab_size, counts, name="vocabulary_output", **options)
-    raise ValueError(f"unknown output {kind!r}; choose one of {OUTPUT_KINDS}.")
+        layer = HierarchicalSoftmax(vocab_size, counts, tree=tree, **options)
+    else:
+        options.setdefault("num_samples", min(DEFAULT_NUM_SAMPLES, int(vocab_size) - 1))
+        sampled = {
+            "sampled": SampledSoftmax,
+            "nce": NoiseContrastiveSoftmax,
+            "ranking": RankingSoftmax,
+        }
+        layer = sampled[kind](vocab_size, counts, **options)
+    if hidden_size is not None:
+        if int(hidden_size) < 1:
+            raise ValueError(f"hidden_size must be >= 1, got {hidden_size}.")
+        layer.build((None, int(hidden_size)))
+    return layer
