@@ -13,12 +13,17 @@ def test_main_job_meets_the_quick_targets(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(
         [sys.executable, "-m", "dlsuite.apps.cli", "all", "--run-root", str(tmp_path)],
-        capture_output=True, text=True, timeout=1200, env=env,
+        capture_output=True, text=True, timeout=2400, env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "=== dlsuite main job summary ===" in done.stdout
-    rows = json.loads((tmp_path / "summary.json").read_text())["vision"]["metrics"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = summary["vision"]["metrics"]
     assert rows["digits test accuracy"] >= 0.985, rows
     assert rows["export max |p - p_keras|"] < 1e-4
     assert list(tmp_path.glob("vision/*-train/export/saved_model.pb"))
     assert list(tmp_path.glob("vision/*-robustness/robustness.md"))
+    language = summary["language"]["metrics"]
+    assert language["KJV test ppl, mixture"] < language["KJV test ppl, ngram_5"] < language["KJV test ppl, ngram_3"]
+    assert language["export max |log p - keras|"] < 1e-4
+    assert list(tmp_path.glob("language/*-train/ngram.arpa"))
