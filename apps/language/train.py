@@ -13,7 +13,6 @@ model, then test perplexity of each and of their mixture.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -26,8 +25,6 @@ from dlsuite.apps.language.model import LanguageModel, build_language_model
 from dlsuite.shared.optim import make_optimizer
 from dlsuite.shared.runs import atomic_write_json, write_metrics
 from dlsuite.shared.training import fit_in_run_dir, save_model_atomic, set_up
-
-LN10 = math.log(10.0)
 
 
 # === Exact per-token log-probabilities (natural log), in corpus order ===

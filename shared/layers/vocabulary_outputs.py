@@ -588,6 +588,19 @@ class _SampledOutput(FullSoftmax):
         """The per-token objective for flat hidden [N, H], targets [N] and given samples."""
         raise NotImplementedError
 
+    def _tensorflow_loss(self, loss_fn, hidden, targets, sampled_values, remove_accidental_hits):
+        """Calls tf.nn.sampled_softmax_loss or tf.nn.nce_loss with this layer's weights."""
+        return loss_fn(
+            weights=self.kernel,
+            biases=self.bias,
+            labels=tf.cast(targets[:, None], tf.int64),
+            inputs=hidden,
+            num_sampled=self.num_samples,
+            num_classes=self.vocab_size,
+            sampled_values=sampled_values,
+            remove_accidental_hits=remove_accidental_hits,
+        )
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -631,16 +644,7 @@ class SampledSoftmax(_SampledOutput):
     """
 
     def sampled_loss(self, hidden, targets, sampled_values):
-        return tf.nn.sampled_softmax_loss(
-            weights=self.kernel,
-            biases=self.bias,
-            labels=tf.cast(targets[:, None], tf.int64),
-            inputs=hidden,
-            num_sampled=self.num_samples,
-            num_classes=self.vocab_size,
-            sampled_values=sampled_values,
-            remove_accidental_hits=True,
-        )
+        return self._tensorflow_loss(tf.nn.sampled_softmax_loss, hidden, targets, sampled_values, True)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -664,16 +668,7 @@ class NoiseContrastiveSoftmax(_SampledOutput):
     """
 
     def sampled_loss(self, hidden, targets, sampled_values):
-        return tf.nn.nce_loss(
-            weights=self.kernel,
-            biases=self.bias,
-            labels=tf.cast(targets[:, None], tf.int64),
-            inputs=hidden,
-            num_sampled=self.num_samples,
-            num_classes=self.vocab_size,
-            sampled_values=sampled_values,
-            remove_accidental_hits=False,
-        )
+        return self._tensorflow_loss(tf.nn.nce_loss, hidden, targets, sampled_values, False)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
