@@ -9,5 +9,7 @@ COPY pipelines pipelines
 COPY scripts scripts
 # The same set-up script the README and CI use.
 RUN bash scripts/setup.sh && rm -rf /root/.cache/pip /var/lib/apt/lists/*
+# The translation corpus from pinned Debian packages (the same on every machine).
+RUN bash scripts/fetch_gettext.sh de && rm -rf data_cache/translation/debs
 ENV PATH=/app/.venv/bin:$PATH
 CMD ["dlsuite", "all"]

@@ -38,6 +38,7 @@ APPS = {
     "vision": "dlsuite.apps.vision",
     "language": "dlsuite.apps.language",
     "speech": "dlsuite.apps.speech",
+    "translation": "dlsuite.apps.translation",
 }
 COMMANDS = ("train", "evaluate", "finetune", "predict", "export")
 

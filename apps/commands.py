@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dlsuite.shared.runs import create_run_dir
 
 
@@ -20,3 +22,9 @@ def run_in_new_folder(app: str, command: str, config, source, train_module):
         step = getattr(train_module, command)
         return step(config, run_dir, need_source(app, command, source)) | {"run_dir": str(run_dir)}
     raise ValueError(f"Unknown {app} command '{command}'.")
+
+
+def run_folder(source) -> Path:
+    """The run folder of `--from`: the folder itself, or the folder holding a given model file."""
+    path = Path(source)
+    return path if path.is_dir() else path.parent

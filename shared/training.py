@@ -125,3 +125,13 @@ def fit_in_run_dir(model, train_ds, val_ds, epochs: int, run_dir: Path, extra_ca
         train_ds, validation_data=val_ds, epochs=epochs,
         callbacks=make_callbacks(run_dir, extra_callbacks), verbose=verbose,
     )
+
+
+def load_run_model(source: str | Path, app: str) -> keras.Model:
+    """The trained model of `--from`: a `.keras` file, or a run folder holding `model.keras`."""
+    path = Path(source)
+    path = path / "model.keras" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"No model at '{path}'. Pass a {app} run folder that finished training "
+                                "or a .keras file.")
+    return keras.saving.load_model(path)

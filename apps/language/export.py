@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from dlsuite.apps.commands import run_folder
 from dlsuite.apps.language import data
 from dlsuite.apps.language.train import load_model
 from dlsuite.pipelines.text import normalize_in_graph
@@ -83,7 +84,7 @@ class LanguageModelModule(tf.Module):
 
 
 def export_run(source: str | Path, export_dir: str | Path | None = None) -> Path:
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     module = LanguageModelModule(load_model(source), data.load_vocabulary(source_dir))
     export_dir = Path(export_dir) if export_dir else source_dir / "export"
     return save_module(module, export_dir, {"serving_default": module.score, "vocabulary": module.vocabulary})

@@ -16,15 +16,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
+from dlsuite.apps.commands import run_folder
 from dlsuite.apps.language import data, ngrams, report
 from dlsuite.apps.language.config import LanguageConfig
 from dlsuite.apps.language.model import LanguageModel, build_language_model
 from dlsuite.shared.optim import make_optimizer
 from dlsuite.shared.runs import atomic_write_json, write_metrics
-from dlsuite.shared.training import fit_in_run_dir, save_model_atomic, set_up
+from dlsuite.shared.training import fit_in_run_dir, load_run_model, save_model_atomic, set_up
 
 
 # === Exact per-token log-probabilities (natural log), in corpus order ===
@@ -71,11 +71,7 @@ def compile_language_model(model, config: LanguageConfig, steps: int, learning_r
 
 
 def load_model(source: str | Path) -> LanguageModel:
-    path = Path(source)
-    path = path / "model.keras" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"No model at '{path}'. Pass a language run folder that finished training.")
-    return keras.saving.load_model(path)
+    return load_run_model(source, "language")
 
 
 def prepare(config: LanguageConfig, run_dir: Path, vocab=None):
@@ -148,7 +144,7 @@ def train_and_evaluate(config: LanguageConfig, run_dir: Path) -> dict:
 def finetune(config: LanguageConfig, run_dir: Path, source: str | Path) -> dict:
     """Continues training a run's model on `config.corpus`, keeping its vocabulary (new words -> <unk>)
     at learning_rate (usually lower than the original); the n-gram is rebuilt on the new text."""
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     strategy, batch = set_up(config)
     vocab, splits, _ = prepare(config, run_dir, vocab=data.load_vocabulary(source_dir))
     copy_vocabulary(source_dir, run_dir)
@@ -173,7 +169,7 @@ def copy_vocabulary(source_dir: Path, run_dir: Path) -> None:
 
 def evaluate(config: LanguageConfig, run_dir: Path, source: str | Path) -> dict:
     """Test perplexities of a trained run (its model, n-gram and vocabulary) on `config.corpus`."""
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     set_up(config)
     vocab, splits, _ = prepare(config, run_dir, vocab=data.load_vocabulary(source_dir))
     ngram = ngrams.load(source_dir, vocab.tokens)
@@ -187,7 +183,7 @@ def score_sentences(source: str | Path, sentences: list[str]) -> list[dict]:
     """Per-token log-probabilities (natural log) and perplexity of given sentences."""
     from dlsuite.pipelines.text import normalize
 
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     vocab, model = data.load_vocabulary(source_dir), load_model(source)
     ngram = ngrams.load(source_dir, vocab.tokens)
     normalized = [normalize(s) for s in sentences]
@@ -204,6 +200,6 @@ def score_sentences(source: str | Path, sentences: list[str]) -> list[dict]:
 
 
 def generate(source: str | Path, prompts: list[str], config: LanguageConfig) -> list[str]:
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     vocab, model = data.load_vocabulary(source_dir), load_model(source)
     return [report.sample_text(model, vocab, prompt, config, seed=config.seed + i) for i, prompt in enumerate(prompts)]

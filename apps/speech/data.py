@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from dlsuite.apps.speech import corpus, features
 from dlsuite.apps.speech.model import output_lengths
+from dlsuite.pipelines.batching import bucket_boundaries
 
 CHAR_IDS = {c: i for i, c in enumerate(corpus.ALPHABET)}
 
@@ -93,12 +94,6 @@ def examples(utterances, config, split: str = "train") -> Examples:
 def min_frames(label: np.ndarray) -> int:
     """Fewest CTC frames that can emit `label`: one per character plus a blank between repeats."""
     return len(label) + int(np.sum(label[1:] == label[:-1]))
-
-
-def bucket_boundaries(lengths, buckets: int = 6) -> list[int]:
-    """Length quantiles: each bucket holds about the same number of utterances."""
-    quantiles = np.quantile(lengths, np.linspace(0, 1, buckets + 1)[1:-1])
-    return sorted({int(q) + 1 for q in quantiles})
 
 
 def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: int = 0,

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlsuite.apps.commands import run_folder
 from dlsuite.apps.speech import corpus, features
 from dlsuite.apps.speech.train import load_model, run_config
 from dlsuite.shared.export import save_module
@@ -89,7 +90,7 @@ class SpeechRecognizerModule(tf.Module):
 
 
 def export_run(source: str | Path, export_dir: str | Path | None = None) -> Path:
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     config = run_config(source_dir)
     module = SpeechRecognizerModule(load_model(source), config.features, config.max_seconds, config.beam_width)
     export_dir = Path(export_dir) if export_dir else source_dir / "export"

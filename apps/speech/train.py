@@ -18,16 +18,16 @@ import time
 from pathlib import Path
 
 import jiwer
-import keras
 import numpy as np
 
+from dlsuite.apps.commands import run_folder
 from dlsuite.apps.speech import corpus, data, decode, report
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.shared.ngram import build_ngram_model, read_arpa, write_arpa
 from dlsuite.shared.optim import make_optimizer
 from dlsuite.shared.runs import atomic_write_json, write_metrics
-from dlsuite.shared.training import fit_in_run_dir, save_model_atomic, set_up
+from dlsuite.shared.training import fit_in_run_dir, load_run_model, save_model_atomic, set_up
 
 # The fusion grid (25 points). On the quick run the best beta was 3.5, past the decoder's default grid.
 FUSION_ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.5)
@@ -133,11 +133,7 @@ def compile_speech_model(model, config: SpeechConfig, steps: int, learning_rate=
 
 
 def load_model(source: str | Path):
-    path = Path(source)
-    path = path / "model.keras" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"No model at '{path}'. Pass a speech run folder that finished training.")
-    return keras.saving.load_model(path)
+    return load_run_model(source, "speech")
 
 
 def fit(model, config: SpeechConfig, train: data.Examples, valid: data.Examples, batch: int, run_dir: Path,
@@ -200,7 +196,7 @@ def read_fusion(source_dir: Path) -> dict | None:
 def evaluate(config: SpeechConfig, run_dir: Path, source: str | Path) -> dict:
     """Test CER/WER of a trained run (its model and LM) on `config.data`; alpha and beta are
     tuned again on that data's validation split (with this config's lm_lexicon and beam_width)."""
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     set_up(config)
     _, examples = prepare(config, run_dir, ("valid", "test"))
     lm, model = load_lm(source_dir), load_model(source)
@@ -217,7 +213,7 @@ def finetune(config: SpeechConfig, run_dir: Path, source: str | Path) -> dict:
     """Adapts a trained model to new voices. Embedded corpus: `adapt_minutes` of the held-out test
     voices (speaking training sentences, never the test ones); test WER before and after. User
     data: continues training on its training split."""
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     strategy, batch = set_up(config)
     splits, examples = prepare(config, run_dir, ("valid", "test"))
     adapt = adaptation_set(splits, config)
@@ -251,7 +247,7 @@ def adaptation_set(splits: corpus.SpeechCorpus, config: SpeechConfig) -> data.Ex
 
 def transcribe_files(source: str | Path, paths: list[str]) -> list[dict]:
     """Transcripts of audio files with a trained run (beam + LM when the run has one)."""
-    source_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    source_dir = run_folder(source)
     config = run_config(source_dir)
     model, lm, fusion = load_model(source), load_lm(source_dir), read_fusion(source_dir)
     results = []

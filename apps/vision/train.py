@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlsuite.apps.commands import run_folder
 from dlsuite.apps.vision import data
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig
@@ -26,7 +27,7 @@ from dlsuite.pipelines.images import decode_image
 from dlsuite.shared import plots
 from dlsuite.shared.optim import make_optimizer
 from dlsuite.shared.runs import atomic_write_json, write_metrics
-from dlsuite.shared.training import fit_in_run_dir, save_model_atomic, set_up
+from dlsuite.shared.training import fit_in_run_dir, load_run_model, save_model_atomic, set_up
 
 
 # === Set-up ===
@@ -80,15 +81,7 @@ def compile_model(model, config: VisionConfig, steps: int, learning_rate: float 
 
 
 def load_model(source: str | Path) -> keras.Model:
-    """A `.keras` file, or a run folder holding `model.keras`."""
-    path = Path(source)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No model at '{path}'. Pass a run folder that finished training or a .keras file."
-        )
-    return keras.saving.load_model(path)
+    return load_run_model(source, "vision")
 
 
 # === Evaluation ===
@@ -218,7 +211,7 @@ def evaluate(config: VisionConfig, run_dir: Path, source: str | Path) -> dict:
 def predict(source: str | Path, image_files: list[str], top_k: int = 3) -> list[dict]:
     """Top-k labels for image files, decoded exactly as the exported model does."""
     model = load_model(source)
-    run_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    run_dir = run_folder(source)
     names_file = run_dir / "class_names.json"
     names = json.loads(names_file.read_text()) if names_file.is_file() else None
     _, size, _, channels = model.input_shape

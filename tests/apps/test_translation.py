@@ -1,0 +1,259 @@
+"""The translation app: model, beam search, training on a small table, export, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dlsuite.apps.translation import config as translation_config
+from dlsuite.apps.translation import data, decode, export, train
+from dlsuite.apps.translation.corpus import ParallelCorpus, TranslationDataError
+from dlsuite.apps.translation.model import Translator
+from dlsuite.shared.config import ConfigError
+from dlsuite.shared.runs import create_run_dir
+from tests.fresh_process import run_without_dlsuite
+
+WORDS = {"one": "eins", "two": "zwei", "three": "drei", "four": "vier", "five": "fünf", "six": "sechs",
+         "red": "rot", "blue": "blau", "green": "grün", "house": "Haus", "car": "Auto", "tree": "Baum"}
+
+
+def word_pairs(n: int, seed: int = 0, longest: int = 7) -> list[tuple[str, str]]:
+    """A toy language pair: word-by-word translation of random word strings."""
+    rng = random.Random(seed)
+    english = list(WORDS)
+    pairs = []
+    for _ in range(n):
+        words = [rng.choice(english) for _ in range(rng.randint(1, longest))]
+        pairs.append((" ".join(words), " ".join(WORDS[w] for w in words)))
+    return pairs
+
+
+def small_model(rnn="gru", attention=True, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    model = Translator(40, 50, 16, 16, 24, 8, rnn=rnn, attention=attention, dropout=0.0)
+    model({"source": np.ones((1, 2), np.int32), "target_in": np.ones((1, 2), np.int32)})
+    return model
+
+
+SOURCE = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]], np.int32)
+TARGET_IN = np.array([[2, 5, 6, 0], [2, 7, 8, 9]], np.int32)
+
+
+# === Config ===
+@pytest.mark.parametrize("override", [{"beam_width": 0}, {"rnn": "transformer"}, {"data": "table"},
+                                      {"data": "wikipedia"}, {"dropout": 1.0}])
+def test_config_rejects_bad_values(override):
+    with pytest.raises(ConfigError):
+        dataclasses.replace(translation_config.TranslationConfig(), **override).validate()
+
+
+# === Model ===
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", [True, False])
+def test_one_decoder_step_at_a_time_equals_teacher_forcing(rnn, attention):
+    """Search (decode_step) and training (decode_sequence) must compute the same distribution."""
+    model = small_model(rnn, attention)
+    expected = tf.nn.log_softmax(model({"source": SOURCE, "target_in": TARGET_IN})).numpy()
+    memory = model.encode(SOURCE)
+    states = model.initial_states(memory)
+    for t in range(TARGET_IN.shape[1]):
+        log_probs, states, weights = model.decode_step(TARGET_IN[:, t], states, memory)
+        real = TARGET_IN[:, t] > 0  # padded positions are masked in training, not decoded
+        np.testing.assert_allclose(log_probs.numpy()[real], expected[real, t], atol=1e-5)
+        if attention:  # weights are a distribution over the real source tokens only
+            np.testing.assert_allclose(weights.numpy().sum(axis=1), 1.0, atol=1e-5)
+            assert np.all(weights.numpy()[0, 4:] < 1e-6)
+
+
+def test_padding_does_not_change_the_output():
+    model = small_model()
+    batched = model({"source": SOURCE, "target_in": TARGET_IN}).numpy()
+    alone = model({"source": SOURCE[:1, :4], "target_in": TARGET_IN[:1, :3]}).numpy()
+    np.testing.assert_allclose(alone[0], batched[0, :3], atol=1e-5)
+
+
+# === Beam search ===
+def sequence_log_prob(model, source_row: np.ndarray, tokens: np.ndarray) -> float:
+    """log P(tokens | source) by teacher forcing."""
+    target_in = np.concatenate([[data.BOS], tokens[:-1]])[None].astype(np.int32)
+    log_probs = tf.nn.log_softmax(model({"source": source_row[None], "target_in": target_in}))[0].numpy()
+    return float(sum(log_probs[t, tok] for t, tok in enumerate(tokens)))
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_beam_search_bookkeeping_matches_teacher_forcing(attention):
+    """The returned raw score is the log-probability of the returned tokens, which end in </s>."""
+    model = small_model(attention=attention, seed=1)
+    out = decode.beam_search(model, SOURCE, beam_width=4, length_penalty=0.6)
+    for row in range(len(SOURCE)):
+        n = int(out["lengths"][row])
+        tokens = out["tokens"][row, :n].numpy()
+        assert tokens[-1] == data.EOS and data.EOS not in tokens[:-1] and np.all(tokens[:-1] > data.EOS)
+        source_row = SOURCE[row][SOURCE[row] > 0]
+        assert out["log_probs"][row].numpy() == pytest.approx(sequence_log_prob(model, source_row, tokens), abs=1e-3)
+        expected_score = out["log_probs"][row].numpy() / ((5 + n) / 6) ** 0.6
+        assert out["scores"][row].numpy() == pytest.approx(expected_score, rel=1e-5)
+
+
+def test_wider_beams_never_find_worse_hypotheses():
+    """Without length normalization, a wider beam's best log-probability is at least greedy's."""
+    model = small_model(seed=2)
+    greedy = decode.beam_search(model, SOURCE, beam_width=1, length_penalty=0.0)["log_probs"].numpy()
+    beam = decode.beam_search(model, SOURCE, beam_width=8, length_penalty=0.0)["log_probs"].numpy()
+    assert np.all(beam >= greedy - 1e-4)
+
+
+def test_beam_search_respects_length_limits_and_never_emits_specials():
+    model = small_model(seed=3)
+    out = decode.beam_search(model, SOURCE, beam_width=3, max_length_ratio=0.5)
+    limits = (np.array([4, 6]) * 0.5).astype(int) + 10
+    assert np.all(out["lengths"].numpy() <= limits)
+    assert not np.isin(out["tokens"].numpy(), [data.UNK, data.BOS]).any()
+
+
+def test_batched_search_equals_one_sentence_at_a_time():
+    model = small_model(seed=4)
+    batched = decode.beam_search(model, SOURCE, beam_width=3)
+    alone = decode.beam_search(model, SOURCE[:1, :4], beam_width=3)
+    n = int(alone["lengths"][0])
+    np.testing.assert_array_equal(alone["tokens"][0, :n], batched["tokens"][0, :n])
+
+
+def test_empty_batch_decodes_to_nothing():
+    out = decode.beam_search(small_model(), np.zeros((0, 3), np.int32), beam_width=2)
+    assert out["tokens"].shape[0] == 0
+
+
+# === Data ===
+def test_encode_pairs_skips_long_pairs_with_a_warning(tmp_path):
+    config = dataclasses.replace(translation_config.TranslationConfig(), vocab_size=60)
+    corpus = ParallelCorpus("toy", "en", "de", word_pairs(300), word_pairs(20, 1), word_pairs(20, 2))
+    vocab = data.build_vocabulary(config, corpus, tmp_path)
+    assert (tmp_path / "source.model").read_bytes() == (tmp_path / "target.model").read_bytes()  # shared
+    pairs = corpus.train[:50] + [(" ".join(["house"] * 40), " ".join(["Haus"] * 40))]
+    with pytest.warns(UserWarning, match="skipped 1 of 51"):
+        encoded = data.encode_pairs(vocab, pairs, max_tokens=30)
+    assert len(encoded) == 50
+    assert vocab.decode_target(np.concatenate([encoded.targets[0], [data.EOS, 7]])) == pairs[0][1]
+
+
+def test_separate_vocabularies_and_empty_training_split(tmp_path):
+    config = dataclasses.replace(translation_config.TranslationConfig(), vocab_size=50, shared_vocabulary=False)
+    corpus = ParallelCorpus("toy", "en", "de", word_pairs(300), [], [])
+    vocab = data.build_vocabulary(config, corpus, tmp_path)
+    assert "▁Haus" in [vocab.target.id_to_piece(i) for i in range(vocab.target_size)]
+    assert "▁Haus" not in [vocab.source.id_to_piece(i) for i in range(vocab.source_size)]
+    with pytest.raises(TranslationDataError, match="training split is empty"):
+        data.build_vocabulary(config, ParallelCorpus("empty", "en", "de", [], [], []), tmp_path)
+
+
+def test_domain_corpus_drops_pairs_the_general_corpus_has(monkeypatch, tmp_path):
+    general = ParallelCorpus("general", "en", "de", [("Open", "Öffnen")], [("Save", "Speichern")], [])
+    domain = ParallelCorpus("domain", "en", "de", [("Open", "Öffnen"), ("Account", "Konto")],
+                            [("Ledger", "Hauptbuch")], [("Save", "Speichern"), ("Budget", "Budget")])
+    monkeypatch.setattr(data, "load_corpus", lambda config: general)
+    packages_asked = []
+
+    def fake_build(cache_dir, lang, packages):
+        packages_asked.extend(packages)
+        return domain
+
+    monkeypatch.setattr(data.corpora, "build_gettext_corpus", fake_build)
+    result = data.load_domain_corpus(translation_config.TranslationConfig(cache_dir=str(tmp_path)))
+    assert result.train == [("Account", "Konto")] and result.test == [("Budget", "Budget")]
+    assert sorted(data._package_name(p) for p in packages_asked) == sorted(data.DOMAIN_PACKAGES)
+    assert not set(data.DOMAIN_PACKAGES) & {data._package_name(p) for p in data.GENERAL_PACKAGES}
+
+
+# === A trained run on a small table: learning, commands, export ===
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("translation")
+    table = root / "pairs.tsv"
+    table.write_text("\n".join(f"{s}\t{t}" for s, t in word_pairs(3000)) + "\n", encoding="utf-8")
+    config = dataclasses.replace(
+        translation_config.TranslationConfig(), data=f"table:{table}", run_root=str(root / "runs"), vocab_size=80,
+        embedding_dim=32, encoder_units=32, decoder_units=48, attention_units=24, dropout=0.0, epochs=6,
+        batch_size=32, learning_rate=1e-2, beam_width=3, max_eval_pairs=120)
+    run_dir = create_run_dir(config.run_root, "translation", "train", config)
+    metrics = train.train_and_evaluate(config, run_dir)
+    return config, run_dir, metrics
+
+
+def test_training_learns_the_toy_language(trained_run):
+    _, run_dir, metrics = trained_run
+    assert metrics["test_bleu_greedy"] > 60 and metrics["test_bleu_beam"] > 60, metrics
+    assert json.loads((run_dir / "metrics.json").read_text())["test_chrf_beam"] == metrics["test_chrf_beam"]
+    for name in ("model.keras", "test_translations.tsv", "test_bleu_by_length.tsv", "plots/test_attention_0.png",
+                 "plots/test_bleu_by_source_length.png"):
+        assert (run_dir / name).is_file(), name
+
+
+def test_predict_translates_sentences_and_files(trained_run, tmp_path):
+    _, run_dir, _ = trained_run
+    lines = tmp_path / "in.txt"
+    lines.write_text("red car\nthree trees\n", encoding="utf-8")
+    results = train.translate_inputs(run_dir, ["one two", str(lines), ""])
+    assert [r["source"] for r in results] == ["one two", "red car", "three trees", ""]
+    assert results[0]["translation"] == "eins zwei" and results[1]["translation"] == "rot Auto"
+    assert results[3]["translation"] == ""
+
+
+def test_too_long_input_is_an_error_naming_the_limit(trained_run):
+    config, run_dir, _ = trained_run
+    model, vocab = train.load_model(run_dir), data.load_vocabulary(run_dir)
+    with pytest.raises(TranslationDataError, match="max_input_tokens=256"):
+        train.translate(model, vocab, ["one " * 300], config)
+
+
+def test_finetune_on_new_pairs_reports_before_and_after(trained_run, tmp_path):
+    config, run_dir, _ = trained_run
+    # The new domain: every sentence has a number the model never saw ("seven", "eight"), spelled
+    # with pieces the vocabulary has.
+    words = dict(WORDS, seven="sieben", eight="acht")
+    rng = random.Random(5)
+    domain = []
+    for _ in range(600):
+        sentence = [rng.choice(list(words)) for _ in range(rng.randint(1, 6))] + [rng.choice(["seven", "eight"])]
+        rng.shuffle(sentence)
+        domain.append((" ".join(sentence), " ".join(words[w] for w in sentence)))
+    table = tmp_path / "domain.tsv"
+    table.write_text("\n".join(f"{s}\t{t}" for s, t in domain) + "\n", encoding="utf-8")
+    tuned = dataclasses.replace(config, data=f"table:{table}", epochs=8, learning_rate=1e-3)
+    out_dir = create_run_dir(config.run_root, "translation", "finetune", tuned)
+    metrics = train.finetune(tuned, out_dir, run_dir)
+    assert metrics["test_bleu_beam"] > metrics["before_bleu_beam"] + 3, metrics
+    assert metrics["test_bleu_greedy"] > metrics["before_bleu_greedy"], metrics
+    assert (out_dir / "before_translations.tsv").is_file() and (out_dir / "target.model").is_file()
+
+
+def test_export_translates_without_dlsuite_like_the_keras_model(trained_run):
+    config, run_dir, _ = trained_run
+    export_dir = export.export_run(run_dir)
+    sentences = ["one two three", "red house", "green tree five six", ""]
+    agreement = export.export_agreement(run_dir, export_dir, sentences)
+    assert agreement["export_same_translations"] == 1.0 and agreement["export_max_score_gap"] < 1e-3
+    expected = train.translate(train.load_model(run_dir), data.load_vocabulary(run_dir), sentences, config)
+    got = run_without_dlsuite(f"""
+import json, tensorflow as tf, tensorflow_text
+nmt = tf.saved_model.load({str(export_dir)!r})
+out = nmt.signatures["serving_default"](sentences=tf.constant({sentences!r}))
+greedy = nmt.signatures["greedy"](sentences=tf.constant({sentences!r}))
+try:
+    nmt.signatures["serving_default"](sentences=tf.constant(["one " * 300]))
+    error = ""
+except tf.errors.InvalidArgumentError as e:
+    error = e.message
+print(json.dumps({{"beam": [t.decode() for t in out["translations"].numpy()],
+                  "greedy": [t.decode() for t in greedy["translations"].numpy()],
+                  "attention_shape": list(out["attention"].shape), "error": error}}))
+""")
+    assert got["beam"] == expected and got["beam"][-1] == ""
+    assert got["greedy"][:3] == ["eins zwei drei", "rot Haus", "grün Baum fünf sechs"]
+    assert got["attention_shape"][0] == 4
+    assert "max_input_tokens" in got["error"]
