@@ -12,6 +12,7 @@ so the exported graph can use tensorflow-text's sentencepiece op with the same m
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import warnings
 from pathlib import Path
@@ -65,11 +66,16 @@ def load_domain_corpus(config) -> corpora.ParallelCorpus:
 
 
 def limit_pairs(corpus: corpora.ParallelCorpus, config) -> corpora.ParallelCorpus:
-    """The first max_train_pairs / max_eval_pairs of each split (splits are already in hash order)."""
-    train = corpus.train[: config.max_train_pairs or None]
-    valid = corpus.valid[: config.max_eval_pairs or None]
-    test = corpus.test[: config.max_eval_pairs or None]
-    return dataclasses.replace(corpus, train=train, valid=valid, test=test)
+    """At most max_train_pairs / max_eval_pairs per split, picked by a hash of the source: the
+    splits are in package order, so their first N pairs would come from a few packages only."""
+    def pick(pairs, limit):
+        if not limit or len(pairs) <= limit:
+            return pairs
+        return sorted(pairs, key=lambda pair: hashlib.sha256(f"subset|{pair[0]}".encode()).hexdigest())[:limit]
+
+    return dataclasses.replace(corpus, train=pick(corpus.train, config.max_train_pairs),
+                               valid=pick(corpus.valid, config.max_eval_pairs),
+                               test=pick(corpus.test, config.max_eval_pairs))
 
 
 # === Vocabulary ===
@@ -172,10 +178,15 @@ def make_dataset(data: EncodedPairs, batch_size: int, shuffle: bool = False, see
     ds = tf.data.Dataset.from_generator(examples, output_signature=(spec, spec, spec)).cache()
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
-    boundaries = bucket_boundaries([max(len(s), len(t) + 1) for s, t in zip(data.sources, data.targets, strict=True)])
+    lengths = [max(len(s), len(t) + 1) for s, t in zip(data.sources, data.targets, strict=True)]
+    boundaries = bucket_boundaries(lengths)
     ds = ds.bucket_by_sequence_length(
         lambda s, t_in, t_out: tf.maximum(tf.shape(s)[0], tf.shape(t_in)[0]), boundaries,
         [batch_size] * (len(boundaries) + 1))
+    # A known length: the schedule covers every step, Keras shows a total and stops warning that
+    # the input "ran out of data" at each epoch's end. Each bucket gives ceil(n / batch) batches.
+    buckets = np.digitize(lengths, boundaries)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(int(sum(-(-n // batch_size) for n in np.bincount(buckets)))))
     ds = ds.map(lambda s, t_in, t_out: ({"source": s, "target_in": t_in}, t_out))
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -124,11 +124,10 @@ def load_model(source: str | Path):
 def fit(model, config: TranslationConfig, train: data.EncodedPairs, valid: data.EncodedPairs, batch: int,
         run_dir: Path) -> dict:
     """Teacher-forced training in the run folder; returns time, epochs and target tokens/s."""
-    steps = config.epochs * max(1, len(train) // batch)
-    compile_translator(model, make_optimizer(config, steps))
+    train_ds = data.make_dataset(train, batch, shuffle=True, seed=config.seed)
+    compile_translator(model, make_optimizer(config, config.epochs * int(train_ds.cardinality())))
     start = time.perf_counter()
-    history = fit_in_run_dir(model, data.make_dataset(train, batch, shuffle=True, seed=config.seed),
-                             data.make_dataset(valid, batch), config.epochs, run_dir)
+    history = fit_in_run_dir(model, train_ds, data.make_dataset(valid, batch), config.epochs, run_dir)
     if not history.history.get("loss"):
         raise RuntimeError(f"Training ran no steps on {len(train)} pairs; check the data split.")
     save_model_atomic(model, run_dir / "model.keras")

@@ -142,6 +142,30 @@ def test_encode_pairs_skips_long_pairs_with_a_warning(tmp_path):
     assert vocab.decode_target(np.concatenate([encoded.targets[0], [data.EOS, 7]])) == pairs[0][1]
 
 
+def test_dataset_knows_its_number_of_batches(tmp_path):
+    config = dataclasses.replace(translation_config.TranslationConfig(), vocab_size=60)
+    corpus = ParallelCorpus("toy", "en", "de", word_pairs(500), [], [])
+    encoded = data.encode_pairs(data.build_vocabulary(config, corpus, tmp_path), corpus.train, 64)
+    ds = data.make_dataset(encoded, 16, shuffle=True)
+    batches = list(ds)
+    assert int(ds.cardinality()) == len(batches)
+    assert sum(len(targets) for _, targets in batches) == len(encoded)
+    for inputs, targets in batches[:5]:  # teacher forcing: target_in is <s> + targets shifted right
+        np.testing.assert_array_equal(inputs["target_in"][:, 0], data.BOS)
+        np.testing.assert_array_equal(inputs["target_in"][:, 1:], np.where(targets[:, :-1] == data.EOS, 0, targets[:, :-1]))
+
+
+def test_pair_limits_sample_the_whole_corpus_not_its_first_pairs():
+    pairs = [(f"message {i}", f"Meldung {i}") for i in range(1000)]
+    corpus = ParallelCorpus("toy", "en", "de", pairs, pairs[:100], pairs[:100])
+    config = dataclasses.replace(translation_config.TranslationConfig(), max_train_pairs=100, max_eval_pairs=10)
+    limited = data.limit_pairs(corpus, config)
+    assert len(limited.train) == 100 and len(limited.valid) == len(limited.test) == 10
+    picked = sorted(int(s.split()[1]) for s, _ in limited.train)
+    assert picked[-1] > 800 and picked[0] < 200  # spread over the corpus
+    assert data.limit_pairs(corpus, config).train == limited.train  # and the same every time
+
+
 def test_separate_vocabularies_and_empty_training_split(tmp_path):
     config = dataclasses.replace(translation_config.TranslationConfig(), vocab_size=50, shared_vocabulary=False)
     corpus = ParallelCorpus("toy", "en", "de", word_pairs(300), [], [])
