@@ -36,8 +36,8 @@ RNN_LAYERS = {"gru": layers.GRU, "lstm": layers.LSTM}
 class Translator(keras.Model):
     """Inputs {"source": [B, S] ids, "target_in": [B, T] ids starting with <s>} -> logits [B, T, V]."""
 
-    def __init__(self, source_vocab_size, target_vocab_size, embedding_dim=128, encoder_units=192,
-                 decoder_units=256, attention_units=128, rnn="gru", attention=True, dropout=0.2, **kwargs):
+    def __init__(self, source_vocab_size, target_vocab_size, embedding_dim=128, encoder_units=128,
+                 decoder_units=192, attention_units=128, rnn="gru", attention=True, dropout=0.2, **kwargs):
         super().__init__(**kwargs)
         self.settings = dict(source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
                              embedding_dim=embedding_dim, encoder_units=encoder_units, decoder_units=decoder_units,
