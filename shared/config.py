@@ -161,3 +161,11 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's n
     if isinstance(default, (list, dict, set)):
         raise TypeError("Use a tuple for sequence defaults so configs stay immutable.")
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+def require(checks) -> None:
+    """Raises ConfigError with the message of the first (ok, message) pair that is not ok; every
+    config's `validate()` lists its checks this way."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

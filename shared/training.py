@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from dlsuite.shared.config import option
+from dlsuite.shared.config import option, require
 from dlsuite.shared.optim import OptimizerConfig
 
 
@@ -49,11 +49,7 @@ class TrainConfig(OptimizerConfig):
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                from dlsuite.shared.config import ConfigError
-
-                raise ConfigError(message)
+        require(checks)
 
 
 def set_up(config: TrainConfig):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dlsuite.shared.config import ConfigError, option
+from dlsuite.shared.config import option, require
 from dlsuite.shared.layers.vocabulary_outputs import OUTPUT_KINDS
 from dlsuite.shared.ngram import SMOOTHINGS
 from dlsuite.shared.training import TrainConfig
@@ -78,9 +78,7 @@ class LanguageConfig(TrainConfig):
             (self.temperature > 0, "temperature must be > 0"),
             (self.top_k >= 0 and self.max_words >= 1, "top_k must be >= 0 and max_words >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(checks)
 
 
 def quick() -> LanguageConfig:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dlsuite.shared.config import ConfigError, option
+from dlsuite.shared.config import option, require
 from dlsuite.shared.training import TrainConfig
 
 FEATURES = ("log_mel", "mfcc")
@@ -71,9 +71,7 @@ class SpeechConfig(TrainConfig):
             (self.lm_text in ("kjv", "none"), "lm_text must be kjv or none"),
             (self.adapt_minutes > 0, "adapt_minutes must be > 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(checks)
 
 
 def quick() -> SpeechConfig:

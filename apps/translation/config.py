@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dlsuite.shared.config import ConfigError, option
+from dlsuite.shared.config import option, require
 from dlsuite.shared.training import TrainConfig
 
 RNNS = ("gru", "lstm")
@@ -70,9 +70,7 @@ class TranslationConfig(TrainConfig):
             (self.max_length_ratio > 0, "max_length_ratio must be > 0"),
             (self.max_input_tokens >= 1, "max_input_tokens must be >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(checks)
 
 
 def quick() -> TranslationConfig:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dlsuite.shared.config import ConfigError, option
+from dlsuite.shared.config import option, require
 from dlsuite.shared.training import TrainConfig
 
 NORMALIZATIONS = ("none", "gcn", "lcn")
@@ -63,9 +63,7 @@ class VisionConfig(TrainConfig):
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.top_k >= 1, "top_k must be >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(checks)
 
 
 def quick() -> VisionConfig:
