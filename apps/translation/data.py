@@ -144,6 +144,12 @@ def load_vocabulary(run_dir: Path) -> Vocabulary:
     return Vocabulary(run_dir / "source.model", run_dir / "target.model")
 
 
+def copy_vocabulary(from_dir: Path, to_dir: Path) -> None:
+    """A run that continues another (fine-tuning, the baseline) keeps its sentencepiece models."""
+    for side in ("source", "target"):
+        shutil.copyfile(Path(from_dir) / f"{side}.model", Path(to_dir) / f"{side}.model")
+
+
 # === Examples and batches ===
 @dataclasses.dataclass
 class EncodedPairs:

@@ -101,18 +101,18 @@ def evaluate_pairs(model, vocab: data.Vocabulary, pairs, config: TranslationConf
     report.write_samples(run_dir / f"{prefix}_translations.tsv", sources, references, hypotheses)
     report.write_scores_table(run_dir / f"{prefix}_bleu_by_length.tsv", by_length)
     report.length_bucket_figure(by_length, run_dir, name=f"{prefix}_bleu_by_source_length")
-    if model.use_attention:
-        save_alignment_figures(model, vocab, ids, config, run_dir, f"{prefix}_attention")
+    if model.use_attention:  # the last decoder's results (beam search when there is one)
+        save_alignment_figures(vocab, ids, results, run_dir, f"{prefix}_attention")
     return metrics, by_length
 
 
-def save_alignment_figures(model, vocab, ids: list[np.ndarray], config, run_dir: Path, name: str) -> None:
-    """Source x target attention heat maps (like Bahdanau et al.'s figure 3) for a few mid-length sentences."""
+def save_alignment_figures(vocab, ids: list[np.ndarray], results: list[dict], run_dir: Path, name: str) -> None:
+    """Source x target attention heat maps (like Bahdanau et al.'s figure 3) for a few mid-length
+    sentences, from search results already computed."""
     lengths = [len(s) for s in ids]
     chosen = [i for i in np.argsort(lengths)[len(ids) // 2 :] if 6 <= lengths[i] <= 20][:ALIGNMENT_EXAMPLES]
-    results = translate_ids(model, [ids[i] for i in chosen], config, config.beam_width)
-    examples = [(vocab.source_pieces(ids[i]), vocab.target_pieces(r["tokens"]), r["attention"])
-                for i, r in zip(chosen, results, strict=True)]
+    examples = [(vocab.source_pieces(ids[i]), vocab.target_pieces(results[i]["tokens"]), results[i]["attention"])
+                for i in chosen]
     report.save_alignments(examples, run_dir, name=name)
 
 
@@ -165,8 +165,7 @@ def compare_with_baseline(config, corpus, vocab, run_dir: Path, by_length: dict)
     """Trains the fixed-context model in <run>/baseline and plots both models' BLEU by source length."""
     baseline_dir = run_dir / "baseline"
     baseline_dir.mkdir(exist_ok=True)
-    for side in ("source", "target"):
-        (baseline_dir / f"{side}.model").write_bytes((run_dir / f"{side}.model").read_bytes())
+    data.copy_vocabulary(run_dir, baseline_dir)
     metrics, baseline_by_length = train_model(dataclasses.replace(config, attention=False), corpus, vocab, baseline_dir)
     write_metrics(baseline_dir, metrics)
     decoder = "beam" if "beam" in by_length else "greedy"
@@ -205,8 +204,7 @@ def finetune(config: TranslationConfig, run_dir: Path, source: str | Path) -> di
     domain = data.load_domain_corpus(config)
     atomic_write_json(run_dir / "corpus.json", domain.summary())
     vocab = data.load_vocabulary(source_dir)
-    for side in ("source", "target"):
-        (run_dir / f"{side}.model").write_bytes((source_dir / f"{side}.model").read_bytes())
+    data.copy_vocabulary(source_dir, run_dir)
     with strategy.scope():
         model = load_model(source)
     before, _ = evaluate_pairs(model, vocab, domain.test, config, run_dir, prefix="before")
