@@ -8,17 +8,18 @@
     dlsuite vision export --from runs/vision/<run>
     dlsuite all                                   # the main job: every app, quick settings
 
-Apps are listed in one plain dict below; each app folder has the same files
-(config.py, data.py, model.py, train.py, export.py), so from here a reader
-reaches the model in two hops: APPS -> apps/<app>/train.py -> apps/<app>/model.py.
+Apps are listed in one plain dict below: a name and an instance of the app's `App` subclass
+(apps/app.py is the contract). From here a reader reaches the model in three calls:
+main -> App.run (apps/app.py) -> <App>.train_and_evaluate (apps/<app>/app.py) -> build_model
+(apps/<app>/model.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -27,50 +28,57 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras warns that fit(shuffle=True) is ignored for tf.data; our pipelines shuffle.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-# Length-bucketed text datasets have no known size; Keras warns at each epoch's end.
-warnings.filterwarnings("ignore", message="Your input ran out of data")
 
-from dlsuite.shared.config import ConfigError, describe_fields, load_config  # noqa: E402
+from dlsuite.apps.app import COMMANDS, App, ExportMismatchError  # noqa: E402
+from dlsuite.apps.language.app import LanguageApp  # noqa: E402
+from dlsuite.apps.speech.app import SpeechApp  # noqa: E402
+from dlsuite.apps.translation.app import TranslationApp  # noqa: E402
+from dlsuite.apps.vision.app import VisionApp  # noqa: E402
+from dlsuite.shared.config import ConfigError, describe_fields  # noqa: E402
 from dlsuite.shared.runs import atomic_write_json  # noqa: E402
+from dlsuite.shared.training import NaNLossError  # noqa: E402
 
-# App name -> its package. No registry: add a line here to add an app.
-APPS = {
-    "vision": "dlsuite.apps.vision",
-    "language": "dlsuite.apps.language",
-    "speech": "dlsuite.apps.speech",
-    "translation": "dlsuite.apps.translation",
+# App name -> the app. No registry: add a line here (and the app's folder) to add an app.
+APPS: dict[str, App] = {
+    "vision": VisionApp(),
+    "language": LanguageApp(),
+    "speech": SpeechApp(),
+    "translation": TranslationApp(),
 }
-COMMANDS = ("train", "evaluate", "finetune", "predict", "export")
+OVERRIDE = re.compile(r"[A-Za-z_]\w*=.*", re.DOTALL)  # key=value; "a = b" or "x=y z" text is an input
 
 
-def _parser(app: str, extra_commands: tuple[str, ...], config_cls) -> argparse.ArgumentParser:
+def _parser(app: App) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"dlsuite {app}",
+        prog=f"dlsuite {app.name}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=f"Run the {app} app. Settings come from the defaults, then --config FILE "
-        "(YAML), then key=value pairs; an unknown key is an error that lists the valid ones.",
-        epilog="config keys (key = default  meaning):\n" + describe_fields(config_cls),
+        description=f"Run the {app.name} app. Settings come from the defaults (or, with --from, the trained "
+        "run's config.yaml), then --config FILE (YAML), then key=value pairs; an unknown key is an error "
+        "that lists the valid ones.",
+        epilog="config keys (key = default  meaning):\n" + describe_fields(app.config_class),
     )
-    parser.add_argument("command", choices=COMMANDS + extra_commands, help="what to do")
+    parser.add_argument("command", choices=COMMANDS + app.extra_commands, help="what to do")
     parser.add_argument("--config", help="YAML file of key: value settings")
     parser.add_argument("--quick", action="store_true", help="start from the quick preset (the main job's settings)")
     parser.add_argument("--from", dest="source", help="run folder or model file to evaluate, fine-tune, predict with or export")
-    parser.add_argument("args", nargs="*", help="key=value overrides; for predict, also input files")
+    parser.add_argument("args", nargs="*", help="key=value overrides; for predict, also the inputs")
     return parser
 
 
-def run_app(app: str, argv: list[str]) -> dict | list:
-    """Parses one app's command line and runs the command; returns its result."""
-    package = importlib.import_module(APPS[app])
-    config_module = importlib.import_module(f"{APPS[app]}.config")
-    extra = getattr(package, "EXTRA_COMMANDS", ())
-    parser = _parser(app, tuple(extra), config_module.Config)
-    ns = parser.parse_intermixed_args(argv)  # options may sit between positionals
-    overrides = [a for a in ns.args if "=" in a]
-    inputs = [a for a in ns.args if "=" not in a]
-    default = config_module.quick() if ns.quick else config_module.Config()
-    config = load_config(default, ns.config, overrides)
-    return package.run_command(ns.command, config, ns.source, inputs)
+def parse_command_line(app: App, argv: list[str]) -> tuple:
+    """One app's command line -> (command, resolved config, --from source, inputs) for `App.run`."""
+    ns = _parser(app).parse_intermixed_args(argv)  # options may sit between positionals
+    overrides = [a for a in ns.args if " " not in a.split("=", 1)[0] and OVERRIDE.fullmatch(a)]
+    inputs = [a for a in ns.args if a not in overrides]
+    config = app.resolve_config(ns.command, ns.source, ns.config, overrides, ns.quick)
+    if inputs and ns.command != "predict":
+        raise ConfigError(f"'{ns.command}' takes no inputs, got {inputs[0]!r}; settings are key=value.")
+    return ns.command, config, ns.source, inputs
+
+
+def run_app(name: str, argv: list[str]) -> dict | list:
+    """`dlsuite <name> ...` without the process: parses the command line, runs it, returns the result."""
+    return APPS[name].run(*parse_command_line(APPS[name], argv))
 
 
 def run_all(argv: list[str]) -> dict:
@@ -79,9 +87,8 @@ def run_all(argv: list[str]) -> dict:
     parser.add_argument("--run-root", default="runs", help="where run folders go")
     ns = parser.parse_args(argv)
     summary = {}
-    for app, module_name in APPS.items():
-        package = importlib.import_module(module_name)
-        summary[app] = package.main_job(ns.run_root)
+    for name, app in APPS.items():
+        summary[name] = app.main_job(ns.run_root)
     atomic_write_json(Path(ns.run_root) / "summary.json", summary)
     print("\n=== dlsuite main job summary ===")
     print(f"{'app':<12} {'metric':<34} {'value':>10}  output")
@@ -106,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if app not in APPS:
             print(f"Unknown app '{app}'. Choose one of: {', '.join(APPS)}, all.", file=sys.stderr)
             return 2
-        result = run_app(app, rest)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+        result = APPS[app].run(*parse_command_line(APPS[app], rest))
+    except (ConfigError, FileNotFoundError, ValueError, ExportMismatchError, NaNLossError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

@@ -31,8 +31,7 @@ def main() -> None:
     print(f"$ {command}", flush=True)
 
     from dlsuite.apps.language import config as language_config
-    from dlsuite.apps.language import train
-    from dlsuite.shared.runs import create_run_dir
+    from dlsuite.apps.language.app import LanguageApp
 
     rows = []
     with tempfile.TemporaryDirectory() as root:
@@ -40,7 +39,7 @@ def main() -> None:
             config = dataclasses.replace(language_config.quick(), output=output, epochs=args.epochs, mixture=False,
                                          class_ngram_classes=0, run_root=root)
             start = time.perf_counter()
-            metrics = train.train_and_evaluate(config, create_run_dir(root, "language", "train", config))
+            metrics = LanguageApp().run("train", config)
             rows.append((output, metrics[f"test_ppl_lstm_{output}"], metrics["train_seconds"] / args.epochs,
                          time.perf_counter() - start))
             print(f"  {output:>20}: test ppl {rows[-1][1]:8.2f}, {rows[-1][2]:6.1f} s/epoch", flush=True)

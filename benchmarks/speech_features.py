@@ -28,20 +28,21 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlsuite.apps.speech import corpus, features  # noqa: E402
+from dlsuite.apps.speech import espeak_corpus, features  # noqa: E402
+from dlsuite.apps.speech.audio import load_audio  # noqa: E402
 
 SENTENCES = ["in the beginning god created the heaven and the earth", "and the earth was without form and void",
              "and god said let there be light", "and there was light", "and god saw the light that it was good"]
 
 
 def synthesize(folder: Path, n: int) -> list[np.ndarray]:
-    voices = [f"en-us+{v}" for v in corpus.TRAIN_VARIANTS]
+    voices = [f"en-us+{v}" for v in espeak_corpus.TRAIN_VARIANTS]
     clips = []
     for i in range(n):
         path = folder / f"{i}.wav"
         subprocess.run(["espeak-ng", "-v", voices[i % len(voices)], "-s", str(130 + 7 * (i % 10)), "-w", str(path),
                         SENTENCES[i % len(SENTENCES)]], check=True)
-        clips.append(corpus.load_audio(str(path)))
+        clips.append(load_audio(str(path)))
     return clips
 
 

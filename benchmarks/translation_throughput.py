@@ -26,7 +26,7 @@ warm-up/cosine and clipping), so the two differ only in what is being compared.
         TextVectorization(output_sequence_length=...) does), from_tensor_slices + shuffle + batch.
   * decoding, sentences per second on the first --test-sentences test pairs (best of --repeats,
     the decoders alternating each round; one warm-up call each first):
-      - ours: the SavedModel of `export.export_run` on our trained run; its `greedy` and
+      - ours: the SavedModel of `dlsuite translation export` on our trained run; its `greedy` and
         `serving_default` (beam search, config.beam_width) signatures on batches of 64 raw strings
         in test order (tokenization, search and detokenization in the graph);
       - keras-io style: keras-io's `decode_sequence` loop: tokenize one sentence in Python, pad it
@@ -66,8 +66,10 @@ import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 from dlsuite.apps.translation import config as translation_config  # noqa: E402
-from dlsuite.apps.translation import data, export, report  # noqa: E402
-from dlsuite.apps.translation.model import build_translator, compile_translator  # noqa: E402
+from dlsuite.apps.translation import data, report  # noqa: E402
+from dlsuite.apps.translation.app import TranslationApp  # noqa: E402
+from dlsuite.apps.translation.model import build_translator  # noqa: E402
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID  # noqa: E402
 from dlsuite.shared.optim import make_optimizer  # noqa: E402
 from dlsuite.shared.runs import create_run_dir  # noqa: E402
 from dlsuite.shared.training import save_model_atomic  # noqa: E402
@@ -114,7 +116,7 @@ def build_keras_io(config, vocab: data.Vocabulary) -> KerasIO:
 
     source = keras.Input((None,), dtype="int32", name="source")
     target_in = keras.Input((None,), dtype="int32", name="target_in")
-    source_mask, target_mask = ops.not_equal(source, data.PAD), ops.not_equal(target_in, data.PAD)
+    source_mask, target_mask = ops.not_equal(source, PAD_ID), ops.not_equal(target_in, PAD_ID)
     encoder_outputs, forward, backward = encoder_rnn(dropout(source_embedding(source)))
     first_state = bridge(layers.Concatenate()([forward, backward]))
     encoder_keys = keys(encoder_outputs)
@@ -137,7 +139,7 @@ def build_keras_io(config, vocab: data.Vocabulary) -> KerasIO:
 
 def fixed_length(sequences, length: int, prefix=(), suffix=()) -> np.ndarray:
     """[n, length] int32: each sequence (with prefix/suffix ids) cut or right-padded with <pad>."""
-    out = np.zeros((len(sequences), length), np.int32)
+    out = np.full((len(sequences), length), PAD_ID, np.int32)
     for row, seq in enumerate(sequences):
         ids = np.concatenate([prefix, seq, suffix]).astype(np.int32)[:length]
         out[row, : len(ids)] = ids
@@ -146,8 +148,8 @@ def fixed_length(sequences, length: int, prefix=(), suffix=()) -> np.ndarray:
 
 def keras_io_dataset(train: data.EncodedPairs, length: int, batch: int, seed: int) -> tf.data.Dataset:
     inputs = {"source": fixed_length(train.sources, length),
-              "target_in": fixed_length(train.targets, length, prefix=[data.BOS])}
-    labels = fixed_length(train.targets, length, suffix=[data.EOS])
+              "target_in": fixed_length(train.targets, length, prefix=[BOS_ID])}
+    labels = fixed_length(train.targets, length, suffix=[EOS_ID])
     ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).shuffle(len(train), seed=seed)
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
@@ -165,11 +167,11 @@ def keras_io_translate(nmt: KerasIO, vocab: data.Vocabulary, sentences, length: 
     for sentence in sentences:
         ids = vocab.encode_source([sentence])[0]
         memory, memory_keys, state, mask = encode(fixed_length([ids], length))
-        token, output = data.BOS, []
+        token, output = BOS_ID, []
         for _ in range(int(min(len(ids), length) * config.max_length_ratio) + 10):
             probabilities, state = step([ops.convert_to_tensor([[token]], "int32"), state, memory, memory_keys, mask])
             token = int(np.argmax(ops.convert_to_numpy(probabilities)[0, -1]))
-            if token == data.EOS:
+            if token == EOS_ID:
                 break
             output.append(token)
         translations.append(vocab.decode_target(output))
@@ -180,7 +182,7 @@ def step_call_ms(nmt: KerasIO, length: int, config) -> dict:
     """Milliseconds per one-step-decoder call (one token of one sentence), best of 3 x 10 calls, for
     the three ways keras-io examples call a model."""
     memory, memory_keys, state, mask = nmt.encoder.predict_on_batch(fixed_length([np.arange(4, 14)], length))
-    inputs = [np.array([[data.BOS]], np.int32), state, memory, memory_keys, mask]
+    inputs = [np.array([[BOS_ID]], np.int32), state, memory, memory_keys, mask]
     tensors = [ops.convert_to_tensor(x) for x in inputs]
     ways = {"predict_on_batch": lambda: nmt.step.predict_on_batch(inputs),
             "eager model(...)": lambda: nmt.step(tensors, training=False),
@@ -259,7 +261,6 @@ def run(args, root: Path) -> str:
     load_start = os.getloadavg()[0]
     config = dataclasses.replace(translation_config.quick(), max_train_pairs=args.train_pairs,
                                  max_eval_pairs=args.test_sentences, epochs=args.epochs, max_tokens=args.max_tokens)
-    config.validate()
     run_dir = create_run_dir(root, "translation", "train", config, resume=False)
     corpus = data.load_corpus(config)
     vocab = data.build_vocabulary(config, corpus, run_dir)
@@ -267,18 +268,20 @@ def run(args, root: Path) -> str:
     length = max(max(len(s), len(t) + 1) for s, t in zip(train.sources, train.targets, strict=True))
     real_tokens = sum(len(t) + 1 for t in train.targets)
     batch = config.batch_size
-    steps = config.epochs * max(1, len(train) // batch)
     print(f"{len(train)} training pairs, {real_tokens} target tokens per epoch, keras-io fixed length {length}",
           flush=True)
 
-    keras.utils.set_random_seed(config.seed)
-    ours = compile_translator(build_translator(config, vocab), make_optimizer(config, steps))
-    keras.utils.set_random_seed(config.seed)
-    theirs = build_keras_io(config, vocab)
-    theirs.model.compile(optimizer=make_optimizer(config, steps),
-                         loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=data.PAD))
     datasets = {"ours": data.make_dataset(train, batch, shuffle=True, seed=config.seed),
                 "keras-io": keras_io_dataset(train, length, batch, config.seed)}
+    keras.utils.set_random_seed(config.seed)
+    ours = build_translator(config, vocab)
+    # The same compile as `shared.training.fit_model` (the schedule spans our dataset's batches).
+    ours.compile(optimizer=make_optimizer(config, config.epochs * int(datasets["ours"].cardinality())),
+                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID))
+    keras.utils.set_random_seed(config.seed)
+    theirs = build_keras_io(config, vocab)
+    theirs.model.compile(optimizer=make_optimizer(config, config.epochs * max(1, len(train) // batch)),
+                         loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=PAD_ID))
     positions = {name: target_positions(ds) for name, ds in datasets.items()}
     print("training (epochs alternate):", flush=True)
     timers = train_alternating({"ours": ours, "keras-io": theirs.model}, datasets, config.epochs)
@@ -288,7 +291,7 @@ def run(args, root: Path) -> str:
     if args.keep:
         save_model_atomic(theirs.model, run_dir / "keras_io.keras")
 
-    export_dir = export.export_run(run_dir)
+    export_dir = TranslationApp().run("export", config, run_dir)["export_dir"]
     import tensorflow_text  # noqa: F401  (registers the sentencepiece ops of the SavedModel)
 
     nmt = tf.saved_model.load(str(export_dir))

@@ -1,4 +1,4 @@
-"""Text corpora and vocabularies for language models (and, later, translation).
+"""Text corpora for the language models, and the vocabularies of the language and translation apps.
 
 A corpus is three lists of normalized sentences (train / valid / test), from:
 - `kjv`: the King James Bible from Debian's `bible-kjv` (`bible -f "Gen1:1-Rev22:21"`), one
@@ -30,9 +30,13 @@ from dlsuite.pipelines.images import DataError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
+# The specials' ids in every vocabulary of the suite: a word vocabulary lists them first, and every
+# sentencepiece model (language and translation alike) is trained with them (`SubwordVocabulary`).
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(len(SPECIALS))
 KJV_RANGE = "Gen1:1-Rev22:21"
 _NOT_WORD = re.compile(r"[^\w]|_")  # Python's Unicode \w = letters, digits (and _, removed too)
-_VERSE = re.compile(r"^(\w+?)(\d+):(\d+) (.*)$")
+# A line of `bible -f` output: book, chapter, verse, text ("Gen1:1 In the beginning God ...").
+KJV_VERSE = re.compile(r"^(\w+?)(\d+):(\d+) (.*)$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -81,7 +85,7 @@ def _check_splits(corpus: TextCorpus) -> TextCorpus:
     return corpus
 
 
-def _split_every(items: Sequence, keys: Sequence[int], period: int = 20):
+def split_every(items: Sequence, keys: Sequence[int], period: int = 20):
     """Deterministic split on an integer key: key % period == 0 -> test, == period // 2 -> valid."""
     keys = np.asarray(keys)
     pick = lambda mask: [items[i] for i in np.flatnonzero(mask)]  # noqa: E731
@@ -97,7 +101,7 @@ def load_kjv() -> TextCorpus:
     verses, chapters, previous = [], [], None
     chapter_index = -1
     for line in out.splitlines():
-        match = _VERSE.match(line)
+        match = KJV_VERSE.match(line)
         if not match:
             continue
         book, chapter = match.group(1), match.group(2)
@@ -107,7 +111,7 @@ def load_kjv() -> TextCorpus:
         chapters.append(chapter_index)
     if len(verses) < 30000:
         raise DataError(f"`bible -f {KJV_RANGE}` printed only {len(verses)} verses; reinstall bible-kjv.")
-    train, valid, test = _split_every(verses, chapters)
+    train, valid, test = split_every(verses, chapters)
     return TextCorpus("kjv", _clean(train, "kjv"), _clean(valid, "kjv"), _clean(test, "kjv"))
 
 
@@ -140,7 +144,7 @@ def load_text_files(path: str | Path, text_format: str = "lines") -> TextCorpus:
     if not files:
         raise DataError(f"{path}: no .txt files found.")
     sentences = _clean([line for f in files for line in _read_lines(f, text_format)], str(path))
-    train, valid, test = _split_every(sentences, np.arange(len(sentences)))
+    train, valid, test = split_every(sentences, np.arange(len(sentences)))
     return _check_splits(TextCorpus(path.name, train, valid, test))
 
 
@@ -162,8 +166,8 @@ def load_tfds_text(name: str, data_dir: str | None = None, text_key: str = "text
         return _clean(out, f"tfds:{name}[{split}]")
 
     pool = sentences("train")
-    train, valid, _ = _split_every(pool, np.arange(len(pool)), period=20)
-    return _check_splits(TextCorpus(f"tfds:{name}", train + _split_every(pool, np.arange(len(pool)))[2],
+    train, valid, _ = split_every(pool, np.arange(len(pool)), period=20)
+    return _check_splits(TextCorpus(f"tfds:{name}", train + split_every(pool, np.arange(len(pool)))[2],
                                     valid, sentences("test")))
 
 
@@ -207,8 +211,8 @@ class WordVocabulary:
             raise DataError(f"the vocabulary would hold {int(keep.sum())} word(s) (min_count={min_count}, "
                             f"max_size={max_size}); a language model needs at least 2. "
                             "Lower min_count, raise max_size or give more text.")
-        unk = counts[~keep].sum()
-        special_counts = [0, unk, 0, len(sentences)]
+        special_counts = np.zeros(len(SPECIALS), np.int64)
+        special_counts[UNK_ID], special_counts[EOS_ID] = counts[~keep].sum(), len(sentences)
         return cls(list(SPECIALS) + unique[keep].tolist(),
                    np.concatenate([special_counts, counts[keep]]).astype(np.int64))
 
@@ -217,15 +221,15 @@ class WordVocabulary:
 
     @property
     def unk_id(self) -> int:
-        return 1
+        return UNK_ID
 
     @property
     def bos_id(self) -> int:
-        return 2
+        return BOS_ID
 
     @property
     def eos_id(self) -> int:
-        return 3
+        return EOS_ID
 
     def encode(self, sentences: Sequence[str]) -> list[np.ndarray]:
         """Sentences -> int32 id arrays (unknown words -> <unk>), vectorized with searchsorted."""
@@ -243,7 +247,7 @@ class WordVocabulary:
         return np.where(found, order[pos] + len(SPECIALS), self.unk_id).astype(np.int32)
 
     def decode(self, ids) -> str:
-        return " ".join(self.tokens[i] for i in ids if i not in (0, self.bos_id, self.eos_id))
+        return " ".join(self.tokens[i] for i in ids if i not in (PAD_ID, BOS_ID, EOS_ID))
 
     def save(self, path: str | Path) -> None:
         from dlsuite.shared.runs import atomic_write_text
@@ -254,39 +258,86 @@ class WordVocabulary:
     def load(cls, path: str | Path) -> WordVocabulary:
         rows = [line.split("\t") for line in Path(path).read_text(encoding="utf-8").splitlines()]
         bad = next((i for i, r in enumerate(rows, 1) if len(r) != 2 or not r[1].strip().isdigit()), None)
-        if len(rows) < len(SPECIALS) + 2 or tuple(r[0] for r in rows[:4]) != SPECIALS or bad:
+        if len(rows) < len(SPECIALS) + 2 or tuple(r[0] for r in rows[: len(SPECIALS)]) != SPECIALS or bad:
             where = f" (line {bad} is not '<token><TAB><count>')" if bad else ""
             raise DataError(f"{path}: not a dlsuite vocabulary{where}; it needs {SPECIALS} then >= 2 words, "
                             "one '<token><TAB><count>' per line.")
         return cls([r[0] for r in rows], np.array([int(r[1]) for r in rows], np.int64))
 
 
-def train_sentencepiece(sentences: Sequence[str], model_prefix: str | Path, vocab_size: int,
-                        model_type: str = "unigram") -> Path:
-    """Trains a sentencepiece model (unigram or BPE) on the sentences; returns the .model path.
+class SubwordVocabulary:
+    """A sentencepiece model (unigram or BPE), the one subword vocabulary of the language and
+    translation apps, with WordVocabulary's interface (tokens, counts, encode, decode, len).
 
-    Ids: 0 <pad>, 1 <unk>, 2 <s>, 3 </s>, matching WordVocabulary's specials.
+    Every model is trained (`train`) and checked on loading with <pad> <unk> <s> </s> at PAD_ID,
+    UNK_ID, BOS_ID, EOS_ID, so ids mean the same in word and subword runs of either app, and the
+    exported graphs can read the same model file with tensorflow-text's sentencepiece op.
+    `tokens[i]` is piece i; `counts` are training counts when the language app sets them
+    (`count`), else zeros.
     """
-    import io
 
-    import sentencepiece as spm
+    def __init__(self, model_file: str | Path, counts: np.ndarray | None = None):
+        import sentencepiece as spm
 
-    if model_type not in ("unigram", "bpe"):
-        raise DataError(f"subword model_type must be unigram or bpe, got {model_type!r}.")
-    if not sentences:
-        raise DataError("cannot train a subword vocabulary on an empty corpus.")
-    model = io.BytesIO()
-    try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
-            model_type=model_type, pad_id=0, unk_id=1, bos_id=2, eos_id=3, character_coverage=1.0,
-            hard_vocab_limit=False, minloglevel=2, num_threads=2)
-    except RuntimeError as error:
-        raise DataError(f"sentencepiece could not train a {vocab_size}-piece {model_type} model: {error}. "
-                        "The size must cover every distinct character and not exceed what the text can "
-                        "supply: adjust subword_vocab_size as the message above says, or give more text.") from error
-    path = Path(f"{model_prefix}.model")
-    from dlsuite.shared.runs import atomic_write_bytes
+        self.model_file = Path(model_file)
+        if not self.model_file.is_file():
+            raise FileNotFoundError(f"sentencepiece model {self.model_file} does not exist.")
+        self.processor = processor = spm.SentencePieceProcessor(model_file=str(self.model_file))
+        ids = (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id())
+        if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise DataError(f"{self.model_file}: its special ids (pad, unk, bos, eos) are {ids}, not dlsuite's "
+                            f"{(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}; train it with SubwordVocabulary.train.")
+        self.tokens = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+        self.tokens[: len(SPECIALS)] = SPECIALS
+        self.counts = np.zeros(len(self.tokens), np.int64) if counts is None else np.asarray(counts, np.int64)
 
-    atomic_write_bytes(path, model.getvalue())
-    return path
+    @classmethod
+    def train(cls, sentences: Sequence[str], model_file: str | Path, vocab_size: int,
+              model_type: str = "unigram") -> SubwordVocabulary:
+        """Trains a `vocab_size`-piece model on the sentences and writes it to `model_file`."""
+        import io
+
+        import sentencepiece as spm
+
+        from dlsuite.shared.runs import atomic_write_bytes
+
+        if model_type not in ("unigram", "bpe"):
+            raise DataError(f"subword model_type must be unigram or bpe, got {model_type!r}.")
+        if not sentences:
+            raise DataError("cannot train a subword vocabulary on an empty corpus.")
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+                model_type=model_type, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                character_coverage=1.0, hard_vocab_limit=False, minloglevel=2, num_threads=2)
+        except RuntimeError as error:
+            raise DataError(f"sentencepiece could not train a {vocab_size}-piece {model_type} model: {error}. "
+                            "The size must cover every distinct character and not exceed what the text can "
+                            "supply: adjust the vocabulary size as the message above says, or give more "
+                            "text.") from error
+        atomic_write_bytes(Path(model_file), model.getvalue())
+        return cls(model_file)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, sentences: Sequence[str]) -> list[np.ndarray]:
+        """Sentences -> int32 piece id arrays (no <s> or </s>)."""
+        return [np.array(ids, np.int32) for ids in self.processor.encode(list(sentences))]
+
+    def decode(self, ids) -> str:
+        """Ids up to the first </s>, specials dropped, pieces joined back into text."""
+        ids = [int(i) for i in ids]
+        ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
+        return self.processor.decode([i for i in ids if i >= len(SPECIALS)])
+
+    def pieces(self, ids) -> list[str]:
+        return [self.tokens[int(i)] for i in ids]
+
+    def count(self, sentences: Sequence[str]) -> np.ndarray:
+        """Training counts per id: each piece of the sentences, and </s> once per sentence."""
+        encoded = self.encode(sentences)
+        counts = np.bincount(np.concatenate([np.zeros(0, np.int32), *encoded]), minlength=len(self))
+        counts[EOS_ID] = len(sentences)
+        return counts.astype(np.int64)

@@ -9,6 +9,7 @@ config back out as YAML for the run folder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from pathlib import Path
@@ -23,6 +24,7 @@ class ConfigError(ValueError):
     """A configuration file or override that cannot be used as given."""
 
 
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -98,11 +100,7 @@ def apply_overrides(config: T, values: dict[str, Any], source: str = "overrides"
         if key not in types_by_name:
             raise _unknown_key_error(key, type(config), source)
         changes[key] = _coerce(value, types_by_name[key], key)
-    updated = dataclasses.replace(config, **changes)
-    validate = getattr(updated, "validate", None)
-    if validate is not None:
-        validate()
-    return updated
+    return dataclasses.replace(config, **changes)  # a `Config` validates itself on construction
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -149,11 +147,20 @@ def config_to_yaml(config: Any) -> str:
 def describe_fields(cls: type) -> str:
     """One line per field, `name = default`, for `--help` output."""
     lines = []
+    types_by_name = _field_types(cls)
     for field in dataclasses.fields(cls):
         default = field.default if field.default is not dataclasses.MISSING else "..."
         help_text = field.metadata.get("help", "")
+        names = choices(types_by_name[field.name])
+        if names:
+            help_text = f"{' | '.join(map(str, names))}: {help_text}"
         lines.append(f"  {field.name} = {default!r}  {help_text}".rstrip())
     return "\n".join(lines)
+
+
+def choices(annotation: Any) -> tuple:
+    """The allowed values of a `Literal[...]` field type; () for any other type."""
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
 
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
@@ -161,6 +168,25 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's n
     if isinstance(default, (list, dict, set)):
         raise TypeError("Use a tuple for sequence defaults so configs stay immutable.")
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+class Config:
+    """Base of every config dataclass: checks itself whenever it is made.
+
+    `Literal[...]` fields must hold one of their choices (written once, in the type), and the
+    subclass's `validate()` checks the rest. Construction covers every path: defaults, presets,
+    YAML, overrides and `dataclasses.replace`.
+    """
+
+    def __post_init__(self) -> None:
+        for name, annotation in _field_types(type(self)).items():
+            allowed = choices(annotation)
+            if allowed and getattr(self, name) not in allowed:
+                raise ConfigError(f"'{name}' must be one of {list(allowed)}, got {getattr(self, name)!r}.")
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks beyond the field types; subclasses extend it (calling super().validate())."""
 
 
 def require(checks) -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import typing
+from typing import Literal
 
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "tpu", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+StrategyName = Literal["auto", "default", "mirrored", "tpu", "multi_worker"]
+PrecisionName = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+STRATEGIES = typing.get_args(StrategyName)
+PRECISIONS = typing.get_args(PrecisionName)
 
 
 def make_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.Strategy:

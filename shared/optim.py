@@ -9,27 +9,31 @@ chapter: theta_hat <- alpha * theta_hat + (1 - alpha) * theta).
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 import keras
 
-from dlsuite.shared.config import option
+from dlsuite.shared.config import Config, option
 
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw", "lazy_adam")
-SCHEDULES = ("constant", "warmup_cosine", "exponential")
+OptimizerName = Literal["sgd", "rmsprop", "adam", "adamw", "lazy_adam"]
+ScheduleName = Literal["constant", "warmup_cosine", "exponential"]
+OPTIMIZERS = typing.get_args(OptimizerName)
+SCHEDULES = typing.get_args(ScheduleName)
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
+class OptimizerConfig(Config):
     """The optimizer part of every app's config (fields are copied into each app config)."""
 
-    optimizer: str = option("adamw", "sgd | rmsprop | adam | adamw | lazy_adam (sparse rows only: large vocabularies)")
+    optimizer: OptimizerName = option("adamw", "Keras optimizer (lazy_adam: sparse rows only, for large vocabularies)")
     learning_rate: float = option(3e-3, "peak learning rate")
     momentum: float = option(0.9, "SGD/RMSprop momentum")
     nesterov: bool = option(True, "Nesterov momentum for SGD")
     weight_decay: float = option(1e-4, "decoupled weight decay (adamw, sgd)")
-    schedule: str = option("warmup_cosine", "constant | warmup_cosine | exponential")
+    schedule: ScheduleName = option("warmup_cosine", "learning-rate schedule over all training steps")
     warmup_fraction: float = option(0.05, "share of steps spent warming up (warmup_cosine)")
-    decay_rate: float = option(0.5, "exponential: factor per decay_epochs")
+    decay_rate: float = option(0.5, "exponential: factor per quarter of the training steps")
     clipnorm: float = option(0.0, "clip each gradient to this norm (0 = off)")
     global_clipnorm: float = option(0.0, "clip all gradients jointly to this norm (0 = off)")
     ema_momentum: float = option(0.0, "Polyak/EMA weight averaging momentum (0 = off)")

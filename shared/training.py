@@ -1,10 +1,13 @@
-"""The training loop every app shares: `model.fit` with run-folder callbacks.
+"""The training loop every app shares: compile, then `model.fit` with run-folder callbacks.
 
 `TrainConfig` holds the fields every app has (epochs, batch size, strategy,
-precision, XLA, optimizer); each app's config subclasses it. `fit_in_run_dir`
-adds the callbacks that make a run resumable and inspectable: BackupAndRestore
-(a killed run resumes from its last epoch), a per-epoch `.keras` checkpoint,
-TensorBoard logs, and a NaN guard that stops with an explanation.
+precision, XLA, optimizer); each app's config subclasses it. `fit_model` is the one
+compile-and-fit of the suite: the schedule's length comes from the dataset itself,
+`jit_compile` and `steps_per_execution` always reach `compile`, and the model is
+saved to `<run>/model.keras`. `fit_in_run_dir` adds the callbacks that make a run
+resumable and inspectable: BackupAndRestore (a killed run resumes from its last
+epoch), a per-epoch `.keras` checkpoint, TensorBoard logs, and a NaN guard that
+stops with an explanation.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import dataclasses
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from dlsuite.shared.config import option, require
-from dlsuite.shared.optim import OptimizerConfig
+from dlsuite.shared.distribute import PrecisionName, StrategyName
+from dlsuite.shared.optim import OptimizerConfig, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,28 +33,21 @@ class TrainConfig(OptimizerConfig):
 
     epochs: int = option(10, "passes over the training data")
     batch_size: int = option(64, "examples per replica per step (global = this x replicas)")
-    strategy: str = option("auto", "auto | default | mirrored | tpu | multi_worker")
-    precision: str = option("float32", "float32 | mixed_float16 | mixed_bfloat16")
+    strategy: StrategyName = option("auto", "tf.distribute strategy (auto: mirrored over several GPUs, else default)")
+    precision: PrecisionName = option("float32", "Keras dtype policy")
     jit_compile: bool = option(False, "compile train/eval steps with XLA")
     steps_per_execution: int = option(1, "train steps per tf.function call (fewer host round-trips)")
     seed: int = option(0, "random seed for data splits, shuffling and initialization")
     run_root: str = option("runs", "folder that holds one sub-folder per run")
 
     def validate(self) -> None:
-        from dlsuite.shared.distribute import PRECISIONS, STRATEGIES
-        from dlsuite.shared.optim import OPTIMIZERS, SCHEDULES
-
-        checks = [
+        require([
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
             (self.learning_rate > 0, "learning_rate must be > 0"),
             (0 <= self.ema_momentum < 1, "ema_momentum must be in [0, 1)"),
-            (self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-        ]
-        require(checks)
+        ])
 
 
 def set_up(config: TrainConfig):
@@ -123,6 +121,53 @@ def fit_in_run_dir(model, train_ds, val_ds, epochs: int, run_dir: Path, extra_ca
     )
 
 
+def steps_per_epoch(dataset: tf.data.Dataset) -> int:
+    """Batches in one pass of `dataset`: its cardinality, else counted (one pass over the input).
+
+    The suite's pipelines declare their length (`pipelines.batching.bucket_by_length`), so
+    counting is only the fallback for a dataset from elsewhere.
+    """
+    count = int(dataset.cardinality())
+    if count == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("The training dataset repeats forever; give one pass per epoch (no .repeat()).")
+    if count == tf.data.UNKNOWN_CARDINALITY:
+        count = int(dataset.reduce(0, lambda n, _: n + 1))
+    if count == 0:
+        raise ValueError("The training dataset is empty; check the data source and its split.")
+    return count
+
+
+def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, epochs: int | None = None,
+              learning_rate: float | None = None, loss=None, metrics=None, callbacks=()) -> dict:
+    """Compiles `model` with the config's optimizer, fits it in `run_dir`, saves `model.keras`.
+
+    The learning-rate schedule spans exactly `epochs x steps_per_epoch(train_ds)` steps, so a
+    cosine schedule reaches zero at the last step, not before. Models that compute their own
+    loss (CTC, the language model's output layers) pass `loss=None`. Keras' `fit` ends by copying
+    the EMA weights into the model when `ema_momentum > 0`, so nothing here does it again.
+    Returns the fit's figures: seconds, epochs run, steps per epoch, parameters, last losses.
+    """
+    run_dir = Path(run_dir)
+    epochs = epochs or config.epochs
+    steps = steps_per_epoch(train_ds)
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=make_optimizer(config, epochs * steps, learning_rate), loss=loss, metrics=metrics,
+                      jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+    if config.jit_compile and not model.jit_compile:
+        print("warning: a layer of this model does not support XLA; training without jit_compile.")
+    start = time.perf_counter()
+    history = fit_in_run_dir(model, train_ds, valid_ds, epochs, run_dir, callbacks)
+    seconds = time.perf_counter() - start
+    if not history.history.get("loss"):
+        raise RuntimeError("Training ran no steps; check the training split (too few examples for one batch?).")
+    save_model_atomic(model, run_dir / "model.keras")
+    figures = {"train_seconds": round(seconds, 2), "epochs_run": len(history.epoch), "steps_per_epoch": steps,
+               "parameters": int(model.count_params()), "final_loss": float(history.history["loss"][-1])}
+    if "val_loss" in history.history:
+        figures["final_val_loss"] = float(history.history["val_loss"][-1])
+    return figures
+
+
 def load_run_model(source: str | Path, app: str) -> keras.Model:
     """The trained model of `--from`: a `.keras` file, or a run folder holding `model.keras`."""
     path = Path(source)
@@ -130,4 +175,10 @@ def load_run_model(source: str | Path, app: str) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"No model at '{path}'. Pass a {app} run folder that finished training "
                                 "or a .keras file.")
-    return keras.saving.load_model(path)
+    try:
+        return keras.saving.load_model(path)
+    except (TypeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise ValueError(f"Cannot load the {app} model '{path}': {reason} If it was saved by an earlier dlsuite "
+                         f"(model configs changed with the app contract of version 0.2), train it again with "
+                         f"`dlsuite {app} train`.") from err

@@ -7,42 +7,44 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar, Literal
 
 from dlsuite.shared.config import option, require
-from dlsuite.shared.layers.vocabulary_outputs import OUTPUT_KINDS
-from dlsuite.shared.ngram import SMOOTHINGS
+from dlsuite.shared.layers.vocabulary_outputs import OutputKind
+from dlsuite.shared.ngram import Smoothing
 from dlsuite.shared.training import TrainConfig
-
-MODELS = ("lstm", "mlp")
-TOKENIZERS = ("word", "unigram", "bpe")
 
 
 @dataclasses.dataclass(frozen=True)
 class LanguageConfig(TrainConfig):
+    # Settings a trained model fixes: `--from` commands refuse to change them.
+    MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "tokenizer", "vocab_min_count", "vocab_max_size", "subword_vocab_size", "model", "window", "embedding_dim",
+        "hidden_dim", "num_layers", "dropout", "output", "shortlist_size", "num_samples", "proposal_power")
     # === Data ===
     corpus: str = option("kjv", "kjv | text:<file or folder> | tfds:<name> (e.g. tfds:lm1b)")
-    text_format: str = option("lines", "text corpora: lines (one sentence per line) | running (split at . ! ?)")
+    text_format: Literal["lines", "running"] = option("lines", "text corpora: one sentence per line, or running text split at . ! ?")
     tfds_data_dir: str = option("", "TFDS data_dir (empty: TFDS default)")
     text_key: str = option("text", "TFDS: the feature that holds the text")
     max_sentences: int = option(0, "TFDS: read at most this many sentences per split (0 = all)")
-    tokenizer: str = option("word", "word | unigram | bpe (sentencepiece subwords)")
+    tokenizer: Literal["word", "unigram", "bpe"] = option("word", "words, or sentencepiece subwords")
     vocab_min_count: int = option(1, "word vocabulary: words seen fewer times become <unk>")
     vocab_max_size: int = option(0, "word vocabulary: keep at most this many entries (0 = all)")
     subword_vocab_size: int = option(4000, "subword vocabulary size (unigram | bpe)")
     max_length: int = option(128, "neural models: sentences are cut to this many tokens")
     # === n-gram model ===
     ngram_order: int = option(5, "n-gram order N (1..10)")
-    ngram_smoothing: str = option("kneser_ney", "kneser_ney | kneser_ney_backoff | additive")
+    ngram_smoothing: Smoothing = option("kneser_ney", "n-gram smoothing")
     additive_k: float = option(0.01, "additive smoothing pseudo-count k")
     class_ngram_classes: int = option(0, "also build a class-based n-gram with this many word classes (0 = off)")
     # === Neural model ===
-    model: str = option("lstm", "lstm | mlp (Bengio-style fixed window)")
+    model: Literal["lstm", "mlp"] = option("lstm", "neural LM body (mlp: Bengio-style fixed window)")
     window: int = option(4, "mlp: previous words the network sees (n-1)")
     embedding_dim: int = option(128, "word embedding size")
     hidden_dim: int = option(256, "LSTM units / MLP hidden units")
     num_layers: int = option(1, "stacked LSTM / MLP hidden layers")
     dropout: float = option(0.2, "dropout on embeddings and hidden states")
-    output: str = option("full", "full | shortlist | hierarchical_classes | huffman | sampled | nce | ranking")
+    output: OutputKind = option("full", "large-vocabulary output layer")
     shortlist_size: int = option(2000, "shortlist: words the network models; the n-gram covers the rest")
     num_samples: int = option(256, "sampled | nce | ranking: negative samples per step")
     proposal_power: float = option(0.75, "sampled | nce | ranking: proposal q ∝ count ** power")
@@ -58,20 +60,15 @@ class LanguageConfig(TrainConfig):
         checks = [
             (source in ("kjv", "text", "tfds"), f"corpus must be kjv, text:<path> or tfds:<name>, got '{self.corpus}'"),
             (source == "kjv" or ":" in self.corpus, f"corpus '{self.corpus}' needs a path or name after ':'"),
-            (self.text_format in ("lines", "running"), "text_format must be lines or running"),
-            (self.tokenizer in TOKENIZERS, f"tokenizer must be one of {TOKENIZERS}"),
             (self.vocab_min_count >= 1, "vocab_min_count must be >= 1"),
             (self.vocab_max_size == 0 or self.vocab_max_size >= 6, "vocab_max_size must be 0 or >= 6"),
             (self.subword_vocab_size >= 16, "subword_vocab_size must be >= 16"),
             (1 <= self.ngram_order <= 10, "ngram_order must be between 1 and 10"),
-            (self.ngram_smoothing in SMOOTHINGS, f"ngram_smoothing must be one of {SMOOTHINGS}"),
             (self.additive_k > 0, "additive_k must be > 0"),
             (self.class_ngram_classes == 0 or self.class_ngram_classes >= 2, "class_ngram_classes must be 0 or >= 2"),
-            (self.model in MODELS, f"model must be one of {MODELS}"),
             (self.window >= 1, "window must be >= 1"),
             (min(self.embedding_dim, self.hidden_dim, self.num_layers) >= 1, "embedding_dim, hidden_dim, num_layers must be >= 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-            (self.output in OUTPUT_KINDS, f"output must be one of {OUTPUT_KINDS}"),
             (self.shortlist_size >= 2, "shortlist_size must be >= 2"),
             (self.num_samples >= 1, "num_samples must be >= 1"),
             (self.max_length >= 2, "max_length must be >= 2"),
@@ -87,5 +84,3 @@ def quick() -> LanguageConfig:
     return dataclasses.replace(LanguageConfig(), epochs=3, batch_size=64, learning_rate=3e-3,
                                embedding_dim=128, hidden_dim=256, vocab_min_count=2, output="sampled")
 
-
-Config = LanguageConfig  # the name apps/cli.py looks for in every app

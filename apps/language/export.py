@@ -1,6 +1,6 @@
 """SavedModel export: raw sentences in, per-token log-probabilities and the next-token distribution out.
 
-    dlsuite language export --from runs/language/<run>      # -> <run>/export/
+    dlsuite language export --from runs/language/<run>      # -> <run>/export/ (checked against Keras)
 
     import tensorflow as tf   # plus `import tensorflow_text` for subword (sentencepiece) runs
     lm = tf.saved_model.load("runs/language/<run>/export")
@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dlsuite.apps.commands import run_folder
+from dlsuite.apps.app import ExportProbe
 from dlsuite.apps.language import data
-from dlsuite.apps.language.train import load_model
-from dlsuite.pipelines.text import normalize_in_graph
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, normalize_in_graph
 from dlsuite.shared.export import save_module
 
 
@@ -39,14 +38,11 @@ class LanguageModelModule(tf.Module):
             self.sentencepiece = tf_text.SentencepieceTokenizer(model=Path(vocab.model_file).read_bytes(), out_type=tf.int32)
         else:
             self.table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(tf.constant(vocab.tokens[4:]), tf.range(4, len(vocab), dtype=tf.int32)),
-                default_value=1)  # unknown words -> <unk>
+                tf.lookup.KeyValueTensorInitializer(tf.constant(vocab.tokens[len(SPECIALS):]), tf.range(len(SPECIALS), len(vocab), dtype=tf.int32)),
+                default_value=UNK_ID)  # unknown words -> <unk>
         self.shortlist_size = getattr(model.vocabulary_output, "shortlist_size", 0)
         if self.shortlist_size:
-            counts = np.asarray(vocab.counts, np.float64)[self.shortlist_size :] + 0.5
-            tail = np.zeros(len(vocab), np.float32)
-            tail[self.shortlist_size :] = np.log(counts / counts.sum())
-            self.tail_unigram = tf.constant(tail)
+            self.tail_unigram = tf.constant(tail_unigram_log_probs(vocab, self.shortlist_size))
 
     def _ids(self, sentences):
         text = normalize_in_graph(sentences)
@@ -59,9 +55,9 @@ class LanguageModelModule(tf.Module):
         ids = self._ids(sentences)
         lengths = tf.cast(ids.row_lengths(), tf.int32)
         batch = tf.shape(lengths)[0]
-        bos = tf.fill([batch, 1], 2)
-        inputs = tf.concat([bos, ids], axis=1).to_tensor(0)
-        targets = tf.concat([ids, tf.fill([batch, 1], 3)], axis=1).to_tensor(0)
+        bos = tf.fill([batch, 1], BOS_ID)
+        inputs = tf.concat([bos, ids], axis=1).to_tensor(PAD_ID)
+        targets = tf.concat([ids, tf.fill([batch, 1], EOS_ID)], axis=1).to_tensor(PAD_ID)
         hidden = self.model(inputs)
         output = self.model.vocabulary_output
         if self.shortlist_size:
@@ -83,25 +79,35 @@ class LanguageModelModule(tf.Module):
         return self.tokens
 
 
-def export_run(source: str | Path, export_dir: str | Path | None = None) -> Path:
-    source_dir = run_folder(source)
-    module = LanguageModelModule(load_model(source), data.load_vocabulary(source_dir))
-    export_dir = Path(export_dir) if export_dir else source_dir / "export"
+def tail_unigram_log_probs(vocab, shortlist_size: int) -> np.ndarray:
+    """log P(w | w in tail) from unigram counts (add-0.5), 0 for shortlist words: the graph's
+    stand-in for the n-gram's tail distribution (eq. 12.10)."""
+    counts = np.asarray(vocab.counts, np.float64)[shortlist_size:] + 0.5
+    tail = np.zeros(len(vocab), np.float32)
+    tail[shortlist_size:] = np.log(counts / counts.sum())
+    return tail
+
+
+def export_serving_model(model, vocab, export_dir: str | Path) -> Path:
+    module = LanguageModelModule(model, vocab)
     return save_module(module, export_dir, {"serving_default": module.score, "vocabulary": module.vocabulary})
 
 
-def max_export_gap(run_dir: str | Path, export_dir: str | Path, sentences: list[str]) -> float:
-    """max |log p_export - log p_keras| over the tokens of `sentences` (same tokens, same order)."""
-    from dlsuite.apps.language import ngrams
-    from dlsuite.apps.language.train import neural_token_log_probs
+def probe(model, vocab, sentences: list[str]) -> ExportProbe:
+    """The export's check: sentences, and the per-token log-probabilities the Keras model gives them
+    after Python-side normalization and tokenization (the SavedModel does both in its graph)."""
     from dlsuite.pipelines.text import normalize
 
-    run_dir = Path(run_dir)
-    vocab, model = data.load_vocabulary(run_dir), load_model(run_dir)
-    if getattr(model.vocabulary_output, "shortlist_size", 0):
-        raise ValueError("shortlist exports use a unigram tail (no n-gram in the graph); compare them with score().")
     ids = vocab.encode([normalize(s) for s in sentences])
-    expected = neural_token_log_probs(model, ids, ngrams.load(run_dir, vocab.tokens))
-    out = tf.saved_model.load(str(export_dir)).signatures["serving_default"](sentences=tf.constant(sentences))
-    got = np.concatenate([row[: len(s) + 1] for row, s in zip(out["token_log_probs"].numpy(), ids, strict=False)])
-    return float(np.max(np.abs(got - expected)))
+    inputs, targets = next(data.ordered_batches(ids, len(ids)))
+    hidden, output = model(inputs), model.vocabulary_output
+    shortlist_size = getattr(output, "shortlist_size", 0)
+    if shortlist_size:
+        tail = tail_unigram_log_probs(vocab, shortlist_size)[targets]
+        log_probs = np.asarray(output.log_prob(hidden, targets, tail_log_prob=tail))
+    else:
+        log_probs = np.asarray(output.log_prob(hidden, targets))
+    positions = np.arange(targets.shape[1])[None, :] <= np.array([len(s) for s in ids])[:, None]
+    return ExportProbe(inputs={"sentences": np.array(sentences, dtype=object)},
+                       expected={"token_log_probs": np.where(positions, log_probs, 0.0).astype(np.float32)},
+                       tolerance=1e-4, imports=("tensorflow_text",) if isinstance(vocab, data.SubwordVocabulary) else ())

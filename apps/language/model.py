@@ -18,39 +18,63 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from dlsuite.pipelines.text import PAD_ID
 from dlsuite.shared.layers.vocabulary_outputs import make_vocabulary_output
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class LanguageModel(keras.Model):
-    """tokens [B, T] -> hidden [B, T, H]; `vocabulary_output` turns them into (log-)probabilities."""
+    """tokens [B, T] -> hidden [B, T, H]; `vocabulary_output` turns them into (log-)probabilities.
 
-    def __init__(self, vocab_size, counts, body="lstm", embedding_dim=128, hidden_dim=256, num_layers=1,
-                 window=4, dropout=0.2, output="full", output_options=None, **kwargs):
+    Every constructor argument is an attribute of the same name and a key of `get_config()`, but
+    `counts`: the |V| unigram counts are no setting, and in the config every saved `config.json`
+    would carry them. The output layers that need them (trees, sampling proposals) keep them and
+    save them as an asset of the `.keras` file, so `keras.saving.load_model` restores them exactly.
+
+    Args:
+        vocab_size: int. |V|.
+        counts: unigram count per id, or None (the "full" and "shortlist" outputs need none; a
+            model made by `from_config` gets them from the `.keras` file's assets).
+        body: "lstm" or "mlp" (a fixed window of `window` previous tokens).
+        embedding_dim, hidden_dim, num_layers, window, dropout: the body's sizes.
+        output_kind: one of OUTPUT_KINDS (shared/layers/vocabulary_outputs.py).
+        output_options: the output layer's other arguments (shortlist_size, num_samples, ...).
+    """
+
+    def __init__(self, vocab_size, counts=None, body="lstm", embedding_dim=128, hidden_dim=256, num_layers=1,
+                 window=4, dropout=0.2, output_kind="full", output_options=None, **kwargs):
         super().__init__(**kwargs)
-        self.settings = dict(vocab_size=vocab_size, counts=[int(c) for c in counts], body=body,
-                             embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                             window=window, dropout=dropout, output=output, output_options=output_options or {})
+        self.vocab_size, self.body, self.embedding_dim, self.hidden_dim = vocab_size, body, embedding_dim, hidden_dim
+        self.num_layers, self.window, self.dropout, self.output_kind = num_layers, window, dropout, output_kind
+        self.output_options = dict(output_options or {})
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.dropout = keras.layers.Dropout(dropout)
+        self.dropout_layer = keras.layers.Dropout(dropout)
         if body == "lstm":
-            self.body = [keras.layers.LSTM(hidden_dim, return_sequences=True, name=f"lstm_{i}") for i in range(num_layers)]
+            self.body_layers = [keras.layers.LSTM(hidden_dim, return_sequences=True, name=f"lstm_{i}")
+                                for i in range(num_layers)]
         else:
-            self.body = [keras.layers.Conv1D(hidden_dim, window if i == 0 else 1, padding="causal", activation="tanh",
-                                             name=f"window_dense_{i}") for i in range(num_layers)]
-        self.vocabulary_output = make_vocabulary_output(output, vocab_size, counts, hidden_dim, **(output_options or {}))
-        self.vocabulary_output.build((None, hidden_dim))  # its weights exist before the first call
+            self.body_layers = [keras.layers.Conv1D(hidden_dim, window if i == 0 else 1, padding="causal",
+                                                    activation="tanh", name=f"window_dense_{i}")
+                                for i in range(num_layers)]
+        # given hidden_dim, the factory builds the layer: its weights exist before the first call
+        self.vocabulary_output = make_vocabulary_output(output_kind, vocab_size, counts, hidden_dim,
+                                                        **self.output_options)
+
+    @property
+    def counts(self):
+        """The output layer's unigram counts (None for outputs that use none)."""
+        return getattr(self.vocabulary_output, "counts", None)
 
     def call(self, tokens, training=False):
-        hidden = self.dropout(self.embedding(tokens), training=training)
-        for layer in self.body:
-            hidden = self.dropout(layer(hidden), training=training)
+        hidden = self.dropout_layer(self.embedding(tokens), training=training)
+        for layer in self.body_layers:
+            hidden = self.dropout_layer(layer(hidden), training=training)
         return hidden
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Training: the output layer's objective. Evaluation: exact -log P(target) per token, so
         exp(val_loss) is (about: batches are averaged) the validation perplexity."""
-        weights = ops.cast(ops.greater(y, 0), "float32") if sample_weight is None else ops.cast(sample_weight, "float32")
+        weights = ops.cast(ops.not_equal(y, PAD_ID), "float32") if sample_weight is None else ops.cast(sample_weight, "float32")
         total = ops.maximum(ops.sum(weights), 1.0)
         if training:
             per_token = self.vocabulary_output.training_loss(y_pred, y)
@@ -68,7 +92,11 @@ class LanguageModel(keras.Model):
         return self.vocabulary_output.log_probs(self(tokens)[:, -1])
 
     def get_config(self):
-        return {**super().get_config(), **self.settings}
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, body=self.body, embedding_dim=self.embedding_dim,
+                      hidden_dim=self.hidden_dim, num_layers=self.num_layers, window=self.window,
+                      dropout=self.dropout, output_kind=self.output_kind, output_options=dict(self.output_options))
+        return config
 
 
 def build_language_model(config, vocab_size: int, counts) -> LanguageModel:
@@ -81,6 +109,6 @@ def build_language_model(config, vocab_size: int, counts) -> LanguageModel:
         options["proposal_power"] = config.proposal_power
     model = LanguageModel(vocab_size, counts, body=config.model, embedding_dim=config.embedding_dim,
                           hidden_dim=config.hidden_dim, num_layers=config.num_layers, window=config.window,
-                          dropout=config.dropout, output=config.output, output_options=options)
+                          dropout=config.dropout, output_kind=config.output, output_options=options)
     model(ops.zeros((1, 2), "int32"))  # build the weights now, so summaries and checkpoints work
     return model

@@ -11,16 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS
 from dlsuite.shared.ngram import BackoffNGramModel, build_ngram_model, read_arpa, write_arpa
 from dlsuite.shared.runs import atomic_write_json
 
 LN10 = math.log(10.0)
 
 
+def all_but_pad(vocab_size: int) -> np.ndarray:
+    """The ids an n-gram gives unigrams to: every one but <pad>."""
+    return np.delete(np.arange(vocab_size), PAD_ID)
+
+
 def build_and_save(config, vocab, train_ids, run_dir: Path) -> AlignedNGram:
     """Word n-gram on the training split, written as `ngram.arpa` (loadable by KenLM)."""
     model = build_ngram_model(train_ids, vocab.tokens, config.ngram_order, config.ngram_smoothing,
-                              config.additive_k, unigram_ids=np.arange(1, len(vocab)))  # all but <pad>
+                              config.additive_k, unigram_ids=all_but_pad(len(vocab)))
     write_arpa(model, run_dir / "ngram.arpa")
     return AlignedNGram(model, vocab.tokens)
 
@@ -28,7 +34,7 @@ def build_and_save(config, vocab, train_ids, run_dir: Path) -> AlignedNGram:
 def build_trigram(config, vocab, train_ids) -> AlignedNGram:
     """A 3-gram with the same smoothing, reported beside the main order for comparison."""
     model = build_ngram_model(train_ids, vocab.tokens, 3, config.ngram_smoothing, config.additive_k,
-                              unigram_ids=np.arange(1, len(vocab)))
+                              unigram_ids=all_but_pad(len(vocab)))
     return AlignedNGram(model, vocab.tokens)
 
 
@@ -65,7 +71,7 @@ class AlignedNGram:
             state = self.model.begin_state()
             for t in range(targets.shape[1]):
                 target = int(targets[row, t])
-                if target == 0:
+                if target == PAD_ID:
                     break
                 word = int(self.mapping[target])
                 if target >= shortlist_size:
@@ -85,7 +91,7 @@ def word_classes(train_ids, vocab_size: int, num_classes: int, seed: int = 0) ->
     from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
 
-    stream = np.concatenate([np.concatenate([[2], s, [3]]) for s in train_ids]).astype(np.int64)
+    stream = np.concatenate([np.concatenate([[BOS_ID], s, [EOS_ID]]) for s in train_ids]).astype(np.int64)
     left = coo_matrix((np.ones(len(stream) - 1), (stream[1:], stream[:-1])), shape=(vocab_size, vocab_size)).tocsr()
     cooc = hstack([left, left.T]).tocsr()
     total = cooc.sum()
@@ -96,11 +102,11 @@ def word_classes(train_ids, vocab_size: int, num_classes: int, seed: int = 0) ->
     ppmi = coo_matrix((np.maximum(pmi, 0), (cooc.row, cooc.col)), shape=cooc.shape).tocsr()
     vectors = TruncatedSVD(min(64, vocab_size - 2), random_state=seed).fit_transform(ppmi)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9
-    words = np.arange(4, vocab_size)
+    words = np.arange(len(SPECIALS), vocab_size)
     k = min(num_classes, len(words))
     labels = KMeans(k, n_init=2, random_state=seed).fit_predict(vectors[words])
-    classes = np.arange(vocab_size)  # specials 0..3 are their own classes
-    classes[words] = labels + 4
+    classes = np.arange(vocab_size)  # each special is a class of its own, with its id
+    classes[words] = labels + len(SPECIALS)
     return classes
 
 
@@ -115,24 +121,26 @@ class ClassNGram:
 
     def token_log_probs(self, sentences) -> np.ndarray:
         class_lp = self.class_model.token_log10_probs([self.classes[s] for s in sentences])[0] * LN10
-        words = np.concatenate([np.concatenate([s, [3]]) for s in sentences]).astype(np.int64)
-        return class_lp + np.where(words == 3, 0.0, self.log_in_class[words])
+        words = np.concatenate([np.concatenate([s, [EOS_ID]]) for s in sentences]).astype(np.int64)
+        return class_lp + np.where(words == EOS_ID, 0.0, self.log_in_class[words])
 
 
 def build_class_model(config, vocab, splits, run_dir: Path) -> ClassNGram:
     classes = word_classes(splits["train"], len(vocab), config.class_ngram_classes, config.seed)
-    class_tokens = ["<pad>", "<unk>", "<s>", "</s>"] + [f"C{i}" for i in range(classes.max() - 3)]
+    first = len(SPECIALS)  # the first word class
+    class_tokens = list(SPECIALS) + [f"C{i}" for i in range(classes.max() + 1 - first)]
     class_model = build_ngram_model([classes[s] for s in splits["train"]], class_tokens, config.ngram_order,
-                                    "kneser_ney", unigram_ids=np.arange(1, len(class_tokens)))
+                                    "kneser_ney", unigram_ids=all_but_pad(len(class_tokens)))
     counts = vocab.counts.astype(np.float64).copy()
-    counts[:4] = 0
+    counts[:first] = 0
     atomic_write_json(run_dir / "word_classes.json", {
-        f"C{c - 4}": [vocab.tokens[i] for i in np.flatnonzero(classes == c)[:12]] for c in range(4, min(classes.max() + 1, 40))})
+        f"C{c - first}": [vocab.tokens[i] for i in np.flatnonzero(classes == c)[:12]]
+        for c in range(first, min(classes.max() + 1, 40))})
     return ClassNGram(classes, class_model, counts)
 
 
 def evaluate_class_mixture(class_ngram: ClassNGram, ngram: AlignedNGram, splits) -> dict:
-    from dlsuite.apps.language.train import mix, perplexity, tune_mixture
+    from dlsuite.apps.language.mixture import mix, perplexity, tune_mixture
 
     valid_c, test_c = (class_ngram.token_log_probs(splits[s]) for s in ("valid", "test"))
     valid_w, test_w = (ngram.token_log_probs(splits[s]) for s in ("valid", "test"))

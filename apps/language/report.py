@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS, normalize
 from dlsuite.shared import plots
 from dlsuite.shared.runs import atomic_write_text
 
@@ -18,7 +19,7 @@ def embedding_map(model, vocab, run_dir: Path, words: int = 400) -> Path:
 
     table = np.asarray(model.embedding.embeddings)
     ids = np.argsort(-vocab.counts)[:words]
-    ids = ids[ids >= 4]
+    ids = ids[ids >= len(SPECIALS)]  # words only
     points = TSNE(2, perplexity=min(30, len(ids) - 1), init="pca", random_state=0).fit_transform(table[ids])
     fig, ax = plt.subplots(figsize=(12, 12))
     ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.4)
@@ -68,14 +69,12 @@ def perplexity_by_length_figure(test_sentences, log_probs: dict[str, np.ndarray]
 
 def sample_text(model, vocab, prompt: str, config, seed: int = 0) -> str:
     """Samples a continuation of `prompt` with temperature and top-k from the exact distribution."""
-    from dlsuite.pipelines.text import normalize
-
     rng = np.random.default_rng(seed)
-    ids = [2] + list(vocab.encode([normalize(prompt)])[0]) if prompt.strip() else [2]
+    ids = [BOS_ID] + list(vocab.encode([normalize(prompt)])[0]) if prompt.strip() else [BOS_ID]
     width = model.vocabulary_output.log_probs(model(np.array([ids[:1]], np.int32))[:, -1]).shape[-1]
     for _ in range(config.max_words):
         log_probs = np.asarray(model.next_log_probs(np.array([ids], np.int32)))[0].astype(np.float64)
-        log_probs[[0, 2]] = -np.inf  # never <pad> or <s>
+        log_probs[[PAD_ID, BOS_ID]] = -np.inf  # never <pad> or <s>
         if width != len(vocab):  # shortlist: sample within the shortlist (its last column is the tail)
             log_probs = log_probs[:-1]
         if config.top_k:
@@ -84,7 +83,7 @@ def sample_text(model, vocab, prompt: str, config, seed: int = 0) -> str:
         logits = log_probs / config.temperature
         p = np.exp(logits - logits.max())
         token = int(rng.choice(len(p), p=p / p.sum()))
-        if token == 3:
+        if token == EOS_ID:
             break
         ids.append(token)
     return vocab.decode(ids)

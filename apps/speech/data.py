@@ -17,10 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from dlsuite.apps.speech import corpus, features
+from dlsuite.apps.speech.audio import load_audio
 from dlsuite.apps.speech.model import output_lengths
-from dlsuite.pipelines.batching import bucket_boundaries
+from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
+from dlsuite.apps.speech.utterances import SpeechCorpus
+from dlsuite.pipelines.batching import bucket_by_length
 
-CHAR_IDS = {c: i for i, c in enumerate(corpus.ALPHABET)}
+CHAR_IDS = {c: i for i, c in enumerate(ALPHABET)}
 
 
 def encode(transcript: str) -> np.ndarray:
@@ -28,10 +31,10 @@ def encode(transcript: str) -> np.ndarray:
 
 
 def decode_ids(ids) -> str:
-    return "".join(corpus.ALPHABET[i] for i in ids)
+    return "".join(ALPHABET[i] for i in ids)
 
 
-def load_splits(config) -> corpus.SpeechCorpus:
+def load_splits(config) -> SpeechCorpus:
     options = {}
     if config.data == "espeak":
         options = dict(num_sentences=config.num_sentences, variants_per_sentence=config.variants_per_sentence,
@@ -77,7 +80,7 @@ def examples(utterances, config, split: str = "train") -> Examples:
         utterances = [u for u in utterances if u.duration <= config.max_seconds]
     kept, feats, labels, too_short = [], [], [], []
     for utt in tqdm(utterances, desc=f"features ({split})", disable=len(utterances) < 200, leave=False):
-        values = compute_features(corpus.load_audio(utt, max_seconds=config.max_seconds), config.features)
+        values = compute_features(load_audio(utt, max_seconds=config.max_seconds), config.features)
         label = encode(utt.transcript)
         if int(output_lengths(len(values), config.time_stride)) < min_frames(label):
             too_short.append(utt.key)
@@ -87,7 +90,7 @@ def examples(utterances, config, split: str = "train") -> Examples:
         warnings.warn(f"{split}: skipped {len(too_short)} utterances whose audio is too short for their transcript "
                       f"(CTC needs a frame per character and between repeats), e.g. {too_short[:3]}.", stacklevel=2)
     if not kept:
-        raise corpus.SpeechDataError(f"The {split} split has no usable utterances.")
+        raise SpeechDataError(f"The {split} split has no usable utterances.")
     return Examples(kept, feats, labels)
 
 
@@ -114,10 +117,8 @@ def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: i
     if ordered:
         ds = ds.padded_batch(batch_size)
     else:
-        boundaries = bucket_boundaries([len(f) for f in data.features])
         longest_label = max(len(y) for y in data.labels)
-        ds = ds.bucket_by_sequence_length(
-            lambda f, n, y, m: n, boundaries, [batch_size] * (len(boundaries) + 1),
-            padded_shapes=([None, dim], [], [longest_label], []))
+        ds = bucket_by_length(ds, lambda f, n, y, m: n, [len(f) for f in data.features], batch_size,
+                              padded_shapes=([None, dim], [], [longest_label], []))
     ds = ds.map(lambda f, n, y, m: ({"features": f, "lengths": n}, {"labels": y, "label_lengths": m}))
     return ds.prefetch(tf.data.AUTOTUNE)

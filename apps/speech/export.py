@@ -1,6 +1,6 @@
 """SavedModel export: a raw float32 waveform and its sample rate in, the transcript out.
 
-    dlsuite speech export --from runs/speech/<run>      # -> <run>/export/
+    dlsuite speech export --from runs/speech/<run>      # -> <run>/export/ (checked against Keras)
 
     import tensorflow as tf, soundfile as sf            # plain TensorFlow; dlsuite not needed
     asr = tf.saved_model.load("runs/speech/<run>/export")
@@ -27,9 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dlsuite.apps.commands import run_folder
-from dlsuite.apps.speech import corpus, features
-from dlsuite.apps.speech.train import load_model, run_config
+from dlsuite.apps.app import ExportProbe
+from dlsuite.apps.speech import features
+from dlsuite.apps.speech.audio import SAMPLE_RATE
+from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared.export import save_module
 
 
@@ -38,7 +39,7 @@ class SpeechRecognizerModule(tf.Module):
         super().__init__()
         self.model = model
         self.feature_kind, self.max_seconds, self.beam_width = feature_kind, max_seconds, beam_width
-        self.alphabet = tf.constant(list(corpus.ALPHABET))
+        self.alphabet = tf.constant(list(ALPHABET))
         self.dim = features.feature_dim(feature_kind)
 
     def _check(self, waveforms, lengths, sample_rate):
@@ -66,7 +67,9 @@ class SpeechRecognizerModule(tf.Module):
     def _texts(self, decoded):
         """Decoded label ids [B, T] (padded with -1) -> strings."""
         ids = tf.RaggedTensor.from_tensor(decoded, padding=-1)
-        return tf.strings.reduce_join(tf.gather(self.alphabet, ids), axis=1)
+        text = tf.strings.reduce_join(tf.gather(self.alphabet, ids), axis=1)
+        # Words are separated by one space, as decode.py's transcripts are (CTC may emit several).
+        return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveforms"),
                                   tf.TensorSpec([None], tf.int32, name="lengths"),
@@ -89,28 +92,21 @@ class SpeechRecognizerModule(tf.Module):
                 "log_probs": out["log_probs"][0, : out["frames"][0]]}
 
 
-def export_run(source: str | Path, export_dir: str | Path | None = None) -> Path:
-    source_dir = run_folder(source)
-    config = run_config(source_dir)
-    module = SpeechRecognizerModule(load_model(source), config.features, config.max_seconds, config.beam_width)
-    export_dir = Path(export_dir) if export_dir else source_dir / "export"
+def export_serving_model(model, config, export_dir: str | Path) -> Path:
+    """Writes the SavedModel with the config's features, input limit and beam width."""
+    module = SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width)
     return save_module(module, export_dir, {"serving_default": module.transcribe, "transcribe_batch": module.transcribe_batch})
 
 
-def max_export_gap(run_dir: str | Path, export_dir: str | Path, paths: list[str]) -> dict:
-    """Exported vs in-memory model on audio files: max |log p| difference and whether the greedy
-    transcripts agree (the export resamples and computes features in its own graph)."""
+def probe(model, config, waveform: np.ndarray) -> ExportProbe:
+    """The export's check: a 16 kHz waveform, and the per-frame log-probabilities and greedy
+    transcript of the Keras model on features computed by the Python pipeline (the SavedModel
+    computes them in its graph)."""
     from dlsuite.apps.speech import data
     from dlsuite.apps.speech.decode import greedy_decode
 
-    config = run_config(Path(run_dir))
-    model, exported = load_model(run_dir), tf.saved_model.load(str(export_dir))
-    gap, same = 0.0, True
-    for path in paths:
-        audio = corpus.load_audio(path, max_seconds=config.max_seconds)
-        values = data.compute_features(audio, config.features)
-        expected = model.utterance_log_probs(values)
-        out = exported.signatures["serving_default"](waveform=tf.constant(audio), sample_rate=tf.constant(corpus.SAMPLE_RATE))
-        gap = max(gap, float(np.max(np.abs(out["log_probs"].numpy() - expected))))
-        same &= out["greedy_transcript"].numpy().decode() == greedy_decode(expected, corpus.ALPHABET)
-    return {"export max |log p - keras|": gap, "export greedy transcripts agree": float(same)}
+    expected = model.utterance_log_probs(data.compute_features(waveform, config.features))
+    return ExportProbe(inputs={"waveform": waveform, "sample_rate": np.int32(SAMPLE_RATE)},
+                       expected={"log_probs": expected,
+                                 "greedy_transcript": np.array(greedy_decode(expected, ALPHABET), dtype=object)},
+                       tolerance=1e-3)

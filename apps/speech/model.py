@@ -38,8 +38,8 @@ class SpecAugment(layers.Layer):
 
     def __init__(self, time_masks=2, time_mask_frames=20, freq_masks=2, freq_mask_bins=10, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.settings = dict(time_masks=time_masks, time_mask_frames=time_mask_frames, freq_masks=freq_masks,
-                             freq_mask_bins=freq_mask_bins, seed=seed)
+        self.time_masks, self.time_mask_frames, self.seed = time_masks, time_mask_frames, seed
+        self.freq_masks, self.freq_mask_bins = freq_masks, freq_mask_bins
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def _keep(self, batch, size, count, widest):
@@ -57,28 +57,33 @@ class SpecAugment(layers.Layer):
         if not training:
             return features
         batch, frames, bins = ops.shape(features)[0], ops.shape(features)[1], ops.shape(features)[2]
-        s = self.settings
-        keep_time = self._keep(batch, frames, s["time_masks"], s["time_mask_frames"])
-        keep_freq = self._keep(batch, bins, s["freq_masks"], s["freq_mask_bins"])
+        keep_time = self._keep(batch, frames, self.time_masks, self.time_mask_frames)
+        keep_freq = self._keep(batch, bins, self.freq_masks, self.freq_mask_bins)
         keep = ops.logical_and(keep_time[:, :, None], keep_freq[:, None, :])
         return ops.where(keep, features, ops.zeros_like(features))
 
     def get_config(self):
-        return {**super().get_config(), **self.settings}
+        config = super().get_config()
+        config.update(time_masks=self.time_masks, time_mask_frames=self.time_mask_frames, freq_masks=self.freq_masks,
+                      freq_mask_bins=self.freq_mask_bins, seed=self.seed)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class SpeechRecognizer(keras.Model):
-    """{"features": [B, T, F], "lengths": [B]} -> logits [B, ceil(T/2), num_classes]; blank = class 0."""
+    """{"features": [B, T, F], "lengths": [B]} -> logits [B, ceil(T/2), num_classes]; blank = class 0.
+
+    Every constructor argument is an attribute of the same name and a key of `get_config()`
+    (`spec_augment` is SpecAugment's arguments; the layer itself is `augment`).
+    """
 
     def __init__(self, feature_dim, num_classes, conv_filters=32, rnn="gru", rnn_units=192, rnn_layers=3,
                  dropout=0.1, spec_augment=None, time_stride=2, **kwargs):
         super().__init__(**kwargs)
-        self.settings = dict(feature_dim=feature_dim, num_classes=num_classes, conv_filters=conv_filters, rnn=rnn,
-                             rnn_units=rnn_units, rnn_layers=rnn_layers, dropout=dropout, spec_augment=spec_augment or {},
-                             time_stride=time_stride)
-        self.time_stride = time_stride
-        self.spec_augment = SpecAugment(**(spec_augment or {}), name="spec_augment")
+        self.feature_dim, self.num_classes, self.conv_filters, self.rnn = feature_dim, num_classes, conv_filters, rnn
+        self.rnn_units, self.rnn_layers, self.dropout = rnn_units, rnn_layers, dropout
+        self.spec_augment, self.time_stride = dict(spec_augment or {}), time_stride
+        self.augment = SpecAugment(**self.spec_augment, name="spec_augment")
         # Kernels smaller than DeepSpeech2's (11x41, 11x21): those cost 5x more here on a CPU.
         self.convs = [
             layers.Conv2D(conv_filters, (7, 11), strides=(time_stride, 2), padding="same", use_bias=False, name="conv_1"),
@@ -88,11 +93,11 @@ class SpeechRecognizer(keras.Model):
         cell = layers.GRU if rnn == "gru" else layers.LSTM
         self.rnns = [layers.Bidirectional(cell(rnn_units, return_sequences=True), name=f"bi{rnn}_{i + 1}")
                      for i in range(rnn_layers)]
-        self.dropout = layers.Dropout(dropout)
+        self.dropout_layer = layers.Dropout(dropout)
         self.classifier = layers.Dense(num_classes, name="characters")
 
     def call(self, inputs, training=False):
-        x = self.spec_augment(inputs["features"], training=training)
+        x = self.augment(inputs["features"], training=training)
         # A multiple of the stride in frames: 'same' padding then starts the strided convolution at the
         # same offset for any padded batch length, so batched and single results agree.
         stride = self.time_stride
@@ -106,7 +111,7 @@ class SpeechRecognizer(keras.Model):
             x = x * ops.cast(mask, x.dtype)[:, :, None, None]
         x = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], x.shape[2] * x.shape[3]))
         for rnn in self.rnns:
-            x = self.dropout(rnn(x, mask=mask, training=training), training=training)
+            x = self.dropout_layer(rnn(x, mask=mask, training=training), training=training)
         return self.classifier(x)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -129,7 +134,11 @@ class SpeechRecognizer(keras.Model):
         return output_lengths(ops.cast(frame_lengths, "int32"), self.time_stride)
 
     def get_config(self):
-        return {**super().get_config(), **self.settings}
+        config = super().get_config()
+        config.update(feature_dim=self.feature_dim, num_classes=self.num_classes, conv_filters=self.conv_filters,
+                      rnn=self.rnn, rnn_units=self.rnn_units, rnn_layers=self.rnn_layers, dropout=self.dropout,
+                      spec_augment=dict(self.spec_augment), time_stride=self.time_stride)
+        return config
 
 
 def build_speech_model(config, feature_dim: int, num_classes: int) -> SpeechRecognizer:

@@ -9,7 +9,8 @@ import jiwer
 import keras
 import numpy as np
 
-from dlsuite.apps.speech import corpus
+from dlsuite.apps.speech.audio import SAMPLE_RATE, load_audio
+from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared import plots
 from dlsuite.shared.runs import atomic_write_text
 
@@ -65,7 +66,7 @@ def alignment_figure(examples, log_probs: list[np.ndarray], run_dir: Path, prefi
         ax.imshow(features.T, origin="lower", aspect="auto", cmap="magma")
         for t, label in enumerate(np.argmax(lp, axis=1)):
             if label != 0:
-                ax.text(stride * t + stride / 2, features.shape[1] * 0.85, corpus.ALPHABET[label] if label != 1 else "_",
+                ax.text(stride * t + stride / 2, features.shape[1] * 0.85, ALPHABET[label] if label != 1 else "_",
                         color="white", fontsize=8, ha="center")
         ax.set_title(f"{utt.key} ({utt.speaker}): {utt.transcript}", fontsize=9)
         ax.set_ylabel("mel band")
@@ -88,8 +89,8 @@ class AudioSamples(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(self.writer_dir)
         with self.writer.as_default():
             for i, utt in enumerate(self.examples.utterances[: self.count]):
-                audio = corpus.load_audio(utt, max_seconds=600)
-                tf.summary.audio(f"valid_{i}", audio[None, :, None], corpus.SAMPLE_RATE, step=0)
+                audio = load_audio(utt, max_seconds=600)
+                tf.summary.audio(f"valid_{i}", audio[None, :, None], SAMPLE_RATE, step=0)
                 tf.summary.text(f"valid_{i}/reference", utt.transcript, step=0)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -100,6 +101,6 @@ class AudioSamples(keras.callbacks.Callback):
         with self.writer.as_default():
             for i in range(self.count):
                 features = self.examples.features[i]
-                text = greedy_decode(self.model.utterance_log_probs(features), corpus.ALPHABET)
+                text = greedy_decode(self.model.utterance_log_probs(features), ALPHABET)
                 tf.summary.text(f"valid_{i}/greedy", text or "(empty)", step=epoch + 1)
         self.writer.flush()

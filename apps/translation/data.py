@@ -4,9 +4,10 @@
     vocab = build_vocabulary(config, corpus, run_dir) # sentencepiece model(s) in the run folder
     train = make_dataset(encode_pairs(vocab, corpus.train, config.max_tokens), batch, shuffle=True)
 
-Each example is ({"source": x1..xn, "target_in": <s> y1..ym}, y1..ym </s>), padded with id 0.
-Ids 0 <pad>, 1 <unk>, 2 <s>, 3 </s> in every vocabulary (pipelines/text.py's train_sentencepiece),
-so the exported graph can use tensorflow-text's sentencepiece op with the same model file.
+Each example is ({"source": x1..xn, "target_in": <s> y1..ym}, y1..ym </s>), padded with <pad>.
+Every vocabulary is a pipelines/text.py SubwordVocabulary, with the suite's special ids (PAD_ID,
+UNK_ID, BOS_ID, EOS_ID), so the exported graph can use tensorflow-text's sentencepiece op with the
+same model file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dlsuite.apps.translation import corpus as corpora
-from dlsuite.pipelines.batching import bucket_boundaries
-from dlsuite.pipelines.text import train_sentencepiece
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+from dlsuite.apps.translation.corpus import load_parallel_corpus
+from dlsuite.apps.translation.debian_packages import PACKAGES, parse_pin
+from dlsuite.apps.translation.gettext_corpus import build_gettext_corpus
+from dlsuite.apps.translation.pairs import SPLITS, ParallelCorpus, TranslationDataError
+from dlsuite.pipelines.batching import bucket_by_length
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID, SubwordVocabulary
 
 # The fine-tuning domain of the embedded corpus: accounting and spreadsheets (about 6.5k en-de
 # pairs). Held out of the default training corpus, so `finetune` shows adaptation to a new domain.
@@ -32,40 +34,40 @@ DOMAIN_PACKAGES = ("gnucash-common", "gnumeric-common")
 
 
 def _package_name(pin: str) -> str:
-    return corpora.parse_pin(pin)[0]
+    return parse_pin(pin)[0]
 
 
-GENERAL_PACKAGES = tuple(p for p in corpora.PACKAGES if _package_name(p) not in DOMAIN_PACKAGES)
+GENERAL_PACKAGES = tuple(p for p in PACKAGES if _package_name(p) not in DOMAIN_PACKAGES)
 
 
 # === Corpora ===
-def load_corpus(config) -> corpora.ParallelCorpus:
+def load_corpus(config) -> ParallelCorpus:
     """The training corpus of `config.data`; for gettext, every pinned package but the domain's."""
     options = {"source_lang": config.source_lang}
     if config.data == "gettext":
         options["packages"] = GENERAL_PACKAGES
     elif config.data.startswith("tfds:"):
         options["data_dir"] = config.tfds_data_dir or None
-    corpus = corpora.load_parallel_corpus(config.data, config.cache_dir, config.target_lang, **options)
+    corpus = load_parallel_corpus(config.data, config.cache_dir, config.target_lang, **options)
     return limit_pairs(corpus, config)
 
 
-def load_domain_corpus(config) -> corpora.ParallelCorpus:
+def load_domain_corpus(config) -> ParallelCorpus:
     """Fine-tuning data: `config.data` as given, or for gettext the held-out domain's packages, minus
     any pair whose source the general corpus already has (those would not be new to the model)."""
     if config.data != "gettext":
         return load_corpus(config)
     general = load_corpus(dataclasses.replace(config, max_train_pairs=0, max_eval_pairs=0))
-    seen = {s for split in corpora.SPLITS for s, _ in getattr(general, split)}
-    pins = tuple(p for p in corpora.PACKAGES if _package_name(p) in DOMAIN_PACKAGES)
-    domain = corpora.build_gettext_corpus(config.cache_dir, config.target_lang, packages=pins)
-    splits = {split: [p for p in getattr(domain, split) if p[0] not in seen] for split in corpora.SPLITS}
-    named = corpora.ParallelCorpus(f"{domain.name} ({', '.join(DOMAIN_PACKAGES)})", "en", config.target_lang,
+    seen = {s for split in SPLITS for s, _ in getattr(general, split)}
+    pins = tuple(p for p in PACKAGES if _package_name(p) in DOMAIN_PACKAGES)
+    domain = build_gettext_corpus(config.cache_dir, config.target_lang, packages=pins)
+    splits = {split: [p for p in getattr(domain, split) if p[0] not in seen] for split in SPLITS}
+    named = ParallelCorpus(f"{domain.name} ({', '.join(DOMAIN_PACKAGES)})", "en", config.target_lang,
                                    **splits, extra=domain.extra)
     return limit_pairs(named, config)
 
 
-def limit_pairs(corpus: corpora.ParallelCorpus, config) -> corpora.ParallelCorpus:
+def limit_pairs(corpus: ParallelCorpus, config) -> ParallelCorpus:
     """At most max_train_pairs / max_eval_pairs per split, picked by a hash of the source: the
     splits are in package order, so their first N pairs would come from a few packages only."""
     def pick(pairs, limit):
@@ -81,59 +83,54 @@ def limit_pairs(corpus: corpora.ParallelCorpus, config) -> corpora.ParallelCorpu
 # === Vocabulary ===
 @dataclasses.dataclass
 class Vocabulary:
-    """The source and target sentencepiece models of a run (the same file when shared)."""
+    """The source and target sentencepiece models of a run (the same file when shared): `source`
+    and `target` are pipelines/text.py SubwordVocabulary objects."""
 
     source_model: Path
     target_model: Path
 
     def __post_init__(self):
-        import sentencepiece as spm
-
-        self.source = spm.SentencePieceProcessor(model_file=str(self.source_model))
-        self.target = spm.SentencePieceProcessor(model_file=str(self.target_model))
+        self.source = SubwordVocabulary(self.source_model)
+        self.target = SubwordVocabulary(self.target_model)
 
     @property
     def source_size(self) -> int:
-        return self.source.get_piece_size()
+        return len(self.source)
 
     @property
     def target_size(self) -> int:
-        return self.target.get_piece_size()
+        return len(self.target)
 
     def encode_source(self, sentences) -> list[np.ndarray]:
-        return [np.array(ids, np.int32) for ids in self.source.encode(list(sentences))]
+        return self.source.encode(sentences)
 
     def encode_target(self, sentences) -> list[np.ndarray]:
-        return [np.array(ids, np.int32) for ids in self.target.encode(list(sentences))]
+        return self.target.encode(sentences)
 
     def decode_target(self, ids) -> str:
         """Ids up to the first </s>, specials dropped, pieces joined back into text."""
-        ids = [int(i) for i in ids]
-        ids = ids[: ids.index(EOS)] if EOS in ids else ids
-        return self.target.decode([i for i in ids if i > EOS])
+        return self.target.decode(ids)
 
     def source_pieces(self, ids) -> list[str]:
-        return [self.source.id_to_piece(int(i)) for i in ids]
+        return self.source.pieces(ids)
 
     def target_pieces(self, ids) -> list[str]:
-        return ["</s>" if int(i) == EOS else self.target.id_to_piece(int(i)) for i in ids]
+        return self.target.pieces(ids)
 
 
-def build_vocabulary(config, corpus: corpora.ParallelCorpus, run_dir: Path) -> Vocabulary:
+def build_vocabulary(config, corpus: ParallelCorpus, run_dir: Path) -> Vocabulary:
     """Sentencepiece on the training pairs: one model for both sides (shared_vocabulary) or one each;
     written as source.model / target.model in the run folder."""
     if not corpus.train:
-        raise corpora.TranslationDataError(f"{corpus.name}: the training split is empty; nothing to build a "
+        raise TranslationDataError(f"{corpus.name}: the training split is empty; nothing to build a "
                                            "vocabulary from. Give more pairs.")
     sources, targets = [s for s, _ in corpus.train], [t for _, t in corpus.train]
     if config.shared_vocabulary:
-        shared = train_sentencepiece(sources + targets, run_dir / "shared", config.vocab_size, config.subword_model)
-        for side in ("source", "target"):
-            shutil.copyfile(shared, run_dir / f"{side}.model")
-        shared.unlink()
+        SubwordVocabulary.train(sources + targets, run_dir / "source.model", config.vocab_size, config.subword_model)
+        shutil.copyfile(run_dir / "source.model", run_dir / "target.model")  # the same model for both sides
     else:
-        train_sentencepiece(sources, run_dir / "source", config.vocab_size, config.subword_model)
-        train_sentencepiece(targets, run_dir / "target", config.vocab_size, config.subword_model)
+        for side, sentences in (("source", sources), ("target", targets)):
+            SubwordVocabulary.train(sentences, run_dir / f"{side}.model", config.vocab_size, config.subword_model)
     return load_vocabulary(run_dir)
 
 
@@ -170,7 +167,7 @@ def encode_pairs(vocab: Vocabulary, pairs, max_tokens: int, split: str = "train"
         warnings.warn(f"{split}: skipped {len(pairs) - len(keep)} of {len(pairs)} pairs with an empty side or more "
                       f"than max_tokens={max_tokens} pieces.", stacklevel=2)
     if not keep:
-        raise corpora.TranslationDataError(f"{split}: no pair left after the max_tokens={max_tokens} limit.")
+        raise TranslationDataError(f"{split}: no pair left after the max_tokens={max_tokens} limit.")
     return EncodedPairs([sources[i] for i in keep], [targets[i] for i in keep])
 
 
@@ -178,28 +175,22 @@ def make_dataset(data: EncodedPairs, batch_size: int, shuffle: bool = False, see
     """Teacher-forcing batches bucketed by the longer side's length."""
     def examples():
         for source, target in zip(data.sources, data.targets, strict=True):
-            yield source, np.concatenate([[BOS], target]), np.concatenate([target, [EOS]])
+            yield source, np.concatenate([[BOS_ID], target]), np.concatenate([target, [EOS_ID]])
 
     spec = tf.TensorSpec([None], tf.int32)
     ds = tf.data.Dataset.from_generator(examples, output_signature=(spec, spec, spec)).cache()
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     lengths = [max(len(s), len(t) + 1) for s, t in zip(data.sources, data.targets, strict=True)]
-    boundaries = bucket_boundaries(lengths)
-    ds = ds.bucket_by_sequence_length(
-        lambda s, t_in, t_out: tf.maximum(tf.shape(s)[0], tf.shape(t_in)[0]), boundaries,
-        [batch_size] * (len(boundaries) + 1))
-    # A known length: the schedule covers every step, Keras shows a total and stops warning that
-    # the input "ran out of data" at each epoch's end. Each bucket gives ceil(n / batch) batches.
-    buckets = np.digitize(lengths, boundaries)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(int(sum(-(-n // batch_size) for n in np.bincount(buckets)))))
+    ds = bucket_by_length(ds, lambda s, t_in, t_out: tf.maximum(tf.shape(s)[0], tf.shape(t_in)[0]), lengths,
+                          batch_size)
     ds = ds.map(lambda s, t_in, t_out: ({"source": s, "target_in": t_in}, t_out))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def padded(sequences: list[np.ndarray]) -> np.ndarray:
     """[len(sequences), longest] int32, right-padded with <pad>."""
-    out = np.zeros((len(sequences), max(1, max(len(s) for s in sequences))), np.int32)
+    out = np.full((len(sequences), max(1, max(len(s) for s in sequences))), PAD_ID, np.int32)
     for row, seq in enumerate(sequences):
         out[row, : len(seq)] = seq
     return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from dlsuite.apps.translation.data import BOS, EOS, PAD, UNK
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 NEG_INF = -1e9
 
@@ -44,12 +44,12 @@ def _allowed(log_probs, finished, lengths, max_lengths):
     """Log-probs with the search's rules: never <pad>/<unk>/<s>; a finished beam may only add
     <pad> at no cost; a beam at its length limit may only end (</s>)."""
     vocab = tf.shape(log_probs)[-1]
-    banned = tf.reduce_sum(tf.one_hot([PAD, UNK, BOS], vocab), axis=0) > 0
+    banned = tf.reduce_sum(tf.one_hot([PAD_ID, UNK_ID, BOS_ID], vocab), axis=0) > 0
     log_probs = tf.where(banned, NEG_INF, log_probs)
     at_limit = (lengths + 1 >= max_lengths)[..., None]
-    only_eos = tf.where(tf.equal(tf.range(vocab), EOS), 0.0, NEG_INF)
+    only_eos = tf.where(tf.equal(tf.range(vocab), EOS_ID), 0.0, NEG_INF)
     log_probs = tf.where(at_limit, tf.maximum(log_probs, NEG_INF) + only_eos, log_probs)
-    only_pad = tf.where(tf.equal(tf.range(vocab), PAD), 0.0, NEG_INF)
+    only_pad = tf.where(tf.equal(tf.range(vocab), PAD_ID), 0.0, NEG_INF)
     return tf.where(finished[..., None], only_pad, log_probs)
 
 
@@ -60,7 +60,7 @@ def beam_search(model, source, beam_width: int = 5, length_penalty: float = 0.6,
     source = tf.convert_to_tensor(source, tf.int32)
     batch, source_len = tf.shape(source)[0], tf.shape(source)[1]
     k = beam_width
-    src_lengths = tf.reduce_sum(tf.cast(source != PAD, tf.int32), axis=1)
+    src_lengths = tf.reduce_sum(tf.cast(source != PAD_ID, tf.int32), axis=1)
     max_lengths = tf.cast(tf.cast(src_lengths, tf.float32) * max_length_ratio, tf.int32) + 10  # [B]
     max_steps = tf.maximum(tf.reduce_max(max_lengths), 1)  # an empty batch has no maximum
 
@@ -68,7 +68,7 @@ def beam_search(model, source, beam_width: int = 5, length_penalty: float = 0.6,
     states = model.initial_states(memory)
     first_beam_only = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)[None], [batch, 1])
     loop = dict(
-        step=tf.constant(0), ids=tf.fill([batch * k], BOS), states=states, log_probs=first_beam_only,
+        step=tf.constant(0), ids=tf.fill([batch * k], BOS_ID), states=states, log_probs=first_beam_only,
         lengths=tf.zeros([batch, k], tf.int32), finished=tf.zeros([batch, k], tf.bool),
         tokens=tf.zeros([batch, k, max_steps], tf.int32),
         attention=tf.zeros([batch, k, max_steps, source_len], tf.float32),
@@ -99,7 +99,7 @@ def beam_search(model, source, beam_width: int = 5, length_penalty: float = 0.6,
             states=[_gather_beams(state, parents, batch, k) for state in new_states],
             log_probs=tf.gather(tf.reshape(total, [batch, k * vocab]), best, batch_dims=1),
             lengths=tf.gather(new_lengths, parents, batch_dims=1),
-            finished=tf.logical_or(finished, tf.equal(tokens, EOS)),
+            finished=tf.logical_or(finished, tf.equal(tokens, EOS_ID)),
             tokens=written, attention=attention,
         )
 

@@ -1,7 +1,7 @@
 """SavedModel export: sentences in, translations out; tokenization, encoder, beam search and
 detokenization all in the graph.
 
-    dlsuite translation export --from runs/translation/<run>      # -> <run>/export/
+    dlsuite translation export --from runs/translation/<run>      # -> <run>/export/ (checked against Keras)
 
     import tensorflow as tf, tensorflow_text  # tensorflow_text registers the sentencepiece ops
     nmt = tf.saved_model.load("runs/translation/<run>/export")
@@ -23,17 +23,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dlsuite.apps.commands import run_folder
+from dlsuite.apps.app import ExportProbe
 from dlsuite.apps.translation import data, decode
-from dlsuite.apps.translation.train import load_model, run_config, translate_ids
+from dlsuite.apps.translation.inference import translate_ids
 from dlsuite.shared.export import save_module
 
 
 def _pieces(model_file: Path) -> tf.Tensor:
-    import sentencepiece as spm
-
-    processor = spm.SentencePieceProcessor(model_file=str(model_file))
-    return tf.constant([processor.id_to_piece(i) for i in range(processor.get_piece_size())])
+    return tf.constant(data.SubwordVocabulary(model_file).tokens)
 
 
 class TranslatorModule(tf.Module):
@@ -58,7 +55,7 @@ class TranslatorModule(tf.Module):
             message=f"an input sentence has more than max_input_tokens={self.max_input_tokens} subword tokens; "
                     "split the text into sentences")
         with tf.control_dependencies([check]):
-            source = ids.to_tensor(data.PAD)
+            source = ids.to_tensor(data.PAD_ID)
         source = tf.pad(source, [[0, 0], [0, tf.maximum(1 - tf.shape(source)[1], 0)]])  # at least one column
         out = decode.beam_search(self.model, source, beam_width, *self.settings)
         words = tf.RaggedTensor.from_tensor(out["tokens"], lengths=tf.maximum(out["lengths"] - 1, 0))  # drop </s>
@@ -66,8 +63,8 @@ class TranslatorModule(tf.Module):
         target_tokens = tf.gather(self.target_pieces, out["tokens"])
         return {
             "translations": translations, "scores": tf.where(lengths > 0, out["scores"], 0.0), "attention": out["attention"],
-            "source_tokens": tf.where(source > 0, tf.gather(self.source_pieces, source), ""),
-            "target_tokens": tf.where(out["tokens"] > 0, target_tokens, ""),
+            "source_tokens": tf.where(source != data.PAD_ID, tf.gather(self.source_pieces, source), ""),
+            "target_tokens": tf.where(out["tokens"] != data.PAD_ID, target_tokens, ""),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
@@ -79,24 +76,17 @@ class TranslatorModule(tf.Module):
         return self._translate(sentences, 1)
 
 
-def export_run(source: str | Path, export_dir: str | Path | None = None) -> Path:
-    run_dir = run_folder(source)
-    module = TranslatorModule(load_model(source), run_dir, run_config(run_dir))
-    export_dir = Path(export_dir) if export_dir else run_dir / "export"
+def export_serving_model(model, run_dir: Path, config, export_dir: str | Path) -> Path:
+    """Writes the SavedModel of a run's model with its sentencepiece models and the config's decoding."""
+    module = TranslatorModule(model, run_dir, config)
     return save_module(module, export_dir, {"serving_default": module.serving_default, "greedy": module.greedy})
 
 
-def export_agreement(run_dir: str | Path, export_dir: str | Path, sentences: list[str]) -> dict:
-    """The exported graph against the Keras model on the same sentences (beam search both ways):
-    share of identical translations and the largest score difference."""
-    import tensorflow_text  # noqa: F401  (registers the sentencepiece ops the SavedModel uses)
-
-    run_dir = Path(run_dir)
-    config, vocab, model = run_config(run_dir), data.load_vocabulary(run_dir), load_model(run_dir)
+def probe(model, vocab, config, sentences: list[str]) -> ExportProbe:
+    """The export's check: sentences, and the Keras model's beam-search translations and scores
+    (tokenized in Python; the SavedModel tokenizes, searches and detokenizes in its graph)."""
     results = translate_ids(model, vocab.encode_source(sentences), config, config.beam_width)
-    out = tf.saved_model.load(str(export_dir)).signatures["serving_default"](sentences=tf.constant(sentences))
-    exported = [t.decode("utf-8") for t in out["translations"].numpy()]
-    expected = [vocab.decode_target(r["tokens"]) for r in results]
-    gaps = np.abs(out["scores"].numpy() - np.array([r["score"] for r in results]))
-    return {"export_same_translations": float(np.mean([a == b for a, b in zip(exported, expected, strict=True)])),
-            "export_max_score_gap": float(gaps.max())}
+    return ExportProbe(inputs={"sentences": np.array(sentences, dtype=object)},
+                       expected={"translations": np.array([vocab.decode_target(r["tokens"]) for r in results], dtype=object),
+                                 "scores": np.array([r["score"] for r in results], np.float32)},
+                       tolerance=1e-4, imports=("tensorflow_text",))

@@ -27,23 +27,25 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from dlsuite.apps.translation.data import PAD
+from dlsuite.pipelines.text import PAD_ID
 
 RNN_LAYERS = {"gru": layers.GRU, "lstm": layers.LSTM}
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class Translator(keras.Model):
-    """Inputs {"source": [B, S] ids, "target_in": [B, T] ids starting with <s>} -> logits [B, T, V]."""
+    """Inputs {"source": [B, S] ids, "target_in": [B, T] ids starting with <s>} -> logits [B, T, V].
+
+    Every constructor argument is an attribute of the same name and a key of `get_config()`;
+    `attention` (a bool) says whether the decoder attends (the scores are `additive_attention`).
+    """
 
     def __init__(self, source_vocab_size, target_vocab_size, embedding_dim=128, encoder_units=128,
                  decoder_units=192, attention_units=128, rnn="gru", attention=True, dropout=0.2, **kwargs):
         super().__init__(**kwargs)
-        self.settings = dict(source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
-                             embedding_dim=embedding_dim, encoder_units=encoder_units, decoder_units=decoder_units,
-                             attention_units=attention_units, rnn=rnn, attention=attention, dropout=dropout)
-        self.use_attention = attention
-        self.is_lstm = rnn == "lstm"
+        self.source_vocab_size, self.target_vocab_size = source_vocab_size, target_vocab_size
+        self.embedding_dim, self.encoder_units, self.decoder_units = embedding_dim, encoder_units, decoder_units
+        self.attention_units, self.rnn, self.attention, self.dropout = attention_units, rnn, attention, dropout
         recurrent = RNN_LAYERS[rnn]
         self.source_embedding = layers.Embedding(source_vocab_size, embedding_dim, name="source_embedding")
         self.encoder = layers.Bidirectional(recurrent(encoder_units, return_sequences=True, return_state=True),
@@ -54,7 +56,7 @@ class Translator(keras.Model):
         if attention:
             self.keys = layers.Dense(attention_units, use_bias=False, name="attention_keys")  # U h_j
             self.query = layers.Dense(attention_units, use_bias=False, name="attention_query")  # W s_i
-            self.attention = layers.AdditiveAttention(use_scale=True, name="attention")  # v^T tanh(q + k)
+            self.additive_attention = layers.AdditiveAttention(use_scale=True, name="attention")  # v^T tanh(q + k)
         self.readout = layers.Dense(embedding_dim, name="readout")  # linear: see the module docstring
         self.logits = layers.Dense(target_vocab_size, dtype="float32", name="logits")
         self.drop = layers.Dropout(dropout)
@@ -63,23 +65,23 @@ class Translator(keras.Model):
     def encode(self, source, training=False) -> dict:
         """The memory the decoder reads: encoder states h_j, their keys U h_j, the source mask, the
         fixed-size summary c and the decoder's first state s_0."""
-        mask = ops.not_equal(source, PAD)
+        mask = ops.not_equal(source, PAD_ID)
         x = self.drop(self.source_embedding(source), training=training)
         outputs, *states = self.encoder(x, mask=mask, training=training)
         half = len(states) // 2  # forward states, then backward ones (h, or h and c for an LSTM)
         summary = ops.concatenate([states[0], states[half]], axis=-1)
         memory = {"values": outputs, "mask": mask, "summary": summary}
-        if self.use_attention:
+        if self.attention:
             memory["keys"] = self.keys(outputs)
         return memory
 
     def initial_states(self, memory) -> list:
         s0 = self.bridge(memory["summary"])
-        return [s0, ops.zeros_like(s0)] if self.is_lstm else [s0]
+        return [s0, ops.zeros_like(s0)] if self.rnn == "lstm" else [s0]
 
     # --- the writer ---
     def _decoder_inputs(self, embedded, memory):
-        if self.use_attention:
+        if self.attention:
             return embedded
         steps = ops.shape(embedded)[1]
         fixed = ops.repeat(ops.expand_dims(memory["summary"], 1), steps, axis=1)
@@ -87,9 +89,9 @@ class Translator(keras.Model):
 
     def _output(self, states_seq, embedded, memory, training=False):
         """Logits [B, T, V] and attention weights [B, T, S] (None without attention) for decoder states."""
-        if self.use_attention:
+        if self.attention:
             query = self.query(states_seq)
-            context, weights = self.attention([query, memory["values"], memory["keys"]],
+            context, weights = self.additive_attention([query, memory["values"], memory["keys"]],
                                               mask=[None, memory["mask"]], return_attention_scores=True)
         else:
             context, weights = ops.repeat(ops.expand_dims(memory["summary"], 1), ops.shape(states_seq)[1], axis=1), None
@@ -100,7 +102,7 @@ class Translator(keras.Model):
     def decode_sequence(self, target_in, memory, training=False):
         """Teacher forcing: the whole target at once. Returns (logits [B, T, V], weights [B, T, S])."""
         embedded = self.drop(self.target_embedding(target_in), training=training)
-        states_seq, *_ = self.decoder(self._decoder_inputs(embedded, memory), mask=ops.not_equal(target_in, PAD),
+        states_seq, *_ = self.decoder(self._decoder_inputs(embedded, memory), mask=ops.not_equal(target_in, PAD_ID),
                                       initial_state=self.initial_states(memory), training=training)
         return self._output(states_seq, embedded, memory, training)
 
@@ -118,7 +120,12 @@ class Translator(keras.Model):
         return self.decode_sequence(inputs["target_in"], memory, training=training)[0]
 
     def get_config(self):
-        return {**super().get_config(), **self.settings}
+        config = super().get_config()
+        config.update(source_vocab_size=self.source_vocab_size, target_vocab_size=self.target_vocab_size,
+                      embedding_dim=self.embedding_dim, encoder_units=self.encoder_units,
+                      decoder_units=self.decoder_units, attention_units=self.attention_units, rnn=self.rnn,
+                      attention=self.attention, dropout=self.dropout)
+        return config
 
 
 def build_translator(config, vocab) -> Translator:
@@ -128,11 +135,4 @@ def build_translator(config, vocab) -> Translator:
                        attention_units=config.attention_units, rnn=config.rnn, attention=config.attention,
                        dropout=config.dropout)
     model({"source": ops.ones((1, 3), "int32"), "target_in": ops.ones((1, 2), "int32")})
-    return model
-
-
-def compile_translator(model: Translator, optimizer) -> Translator:
-    # ignore_class: padded target positions add nothing to the loss (per-token cross-entropy).
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD))
     return model

@@ -1,6 +1,6 @@
 """Export a trained vision model as a SavedModel that takes encoded image bytes.
 
-    dlsuite vision export --from runs/vision/<run>        # -> <run>/export/
+    dlsuite vision export --from runs/vision/<run>        # -> <run>/export/ (checked against Keras)
 
 The serving signature `serving_default(image_bytes: string[B])` decodes PNG/JPEG/
 GIF/BMP, converts channels, resizes, scales to [0, 1] and runs the model (whose
@@ -16,8 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from dlsuite.apps.app import ExportProbe
 from dlsuite.apps.vision.model import inference_model
 from dlsuite.pipelines.images import decode_image
 from dlsuite.shared.export import save_module, top_k_labels
@@ -54,44 +56,11 @@ def export_serving_model(model, class_names, export_dir: str | Path, top_k: int 
     )
 
 
-def export_run(source: str | Path, export_dir: str | Path | None = None, top_k: int = 3) -> Path:
-    """Exports the model of a finished run folder (or a .keras file) to `<run>/export`."""
-    import json
-
-    from dlsuite.apps.vision.train import load_model
-
-    source = Path(source)
-    run_dir = source if source.is_dir() else source.parent
-    model = load_model(source)
-    names_file = run_dir / "class_names.json"
-    if names_file.is_file():
-        class_names = json.loads(names_file.read_text())
-    else:
-        class_names = [str(i) for i in range(model.output_shape[-1])]
-    return export_serving_model(model, class_names, export_dir or run_dir / "export", top_k)
-
-
-def max_export_gap(model, export_dir: str | Path, encoded_images: list[bytes]) -> float:
-    """Largest |probability difference| between the SavedModel and the Keras model.
-
-    Both see the same bytes: the SavedModel decodes them in its graph, the Keras
-    model gets them decoded by the training pipeline's `decode_image`.
-    """
+def probe(model, encoded_images: list[bytes]) -> ExportProbe:
+    """The export's check: encoded images, and the probabilities the Keras model gives them when
+    the training pipeline's `decode_image` decodes them (the SavedModel decodes in its graph)."""
     _, size, _, channels = model.input_shape
-    serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
-    exported = serve(image_bytes=tf.constant(encoded_images))["probabilities"].numpy()
     images = tf.stack([decode_image(b, size, channels) for b in encoded_images])
-    in_memory = model.predict(images, verbose=0)
-    return float(abs(exported - in_memory).max())
-
-
-def check_export_matches(run_dir: str | Path, export_dir: str | Path, n: int = 32) -> float:
-    """`max_export_gap` on n digits test images encoded as PNG (the main job's check)."""
-    from dlsuite.apps.vision.train import load_model
-    from dlsuite.pipelines.images import encode_png, load_digits_arrays
-
-    images, _, _ = load_digits_arrays()
-    gap = max_export_gap(load_model(run_dir), export_dir, encode_png(images[:n]))
-    if gap > 1e-4:
-        raise AssertionError(f"Exported model differs from the Keras model by {gap:.2e}.")
-    return gap
+    expected = model.predict(images, verbose=0)
+    return ExportProbe(inputs={"image_bytes": np.array(encoded_images, dtype=object)},
+                       expected={"probabilities": expected}, tolerance=1e-4)

@@ -12,13 +12,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from dlsuite.apps.vision import data
+from dlsuite.apps.vision import data, train
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig
 from dlsuite.shared import plots
 from dlsuite.shared.layers import GlobalContrastNormalization, LocalContrastNormalization
-from dlsuite.shared.runs import atomic_write_text, write_metrics
-from dlsuite.shared.training import fit_in_run_dir
+from dlsuite.shared.runs import atomic_write_text
+from dlsuite.shared.training import set_up
 
 
 def sample_photos(size: int = 192) -> np.ndarray:
@@ -49,10 +49,8 @@ def contrast_figure(run_dir: Path) -> Path:
 def robustness_experiment(config: VisionConfig, run_dir: Path) -> dict:
     """Digits with random per-image contrast/brightness (train and test); none vs GCN vs LCN.
 
-    Writes `robustness.md` (a table) and metrics.json with each test accuracy.
+    Writes `robustness.md` (a table); returns each test accuracy (the run's metrics.json).
     """
-    from dlsuite.apps.vision.train import build_model_from_config, compile_model, set_up
-
     _, batch = set_up(config)
     splits = data.load_splits("digits", config.image_size, config.channels, seed=config.seed)
     jittered = dataclasses.replace(
@@ -62,7 +60,6 @@ def robustness_experiment(config: VisionConfig, run_dir: Path) -> dict:
         test=data.jitter_contrast(splits.test, config.seed + 2).cache(),
     )
     train_ds, val_ds, test_ds = data.make_datasets(jittered, batch, config.seed)
-    steps = config.epochs * -(-splits.num_train // batch)
     results = {}
     for kind in ("none", "gcn", "lcn"):
         keras.utils.set_random_seed(config.seed)
@@ -70,11 +67,9 @@ def robustness_experiment(config: VisionConfig, run_dir: Path) -> dict:
         augmentation = vision_model.build_augmentation(
             config.translate, config.rotate_degrees, config.zoom, contrast=0, brightness=0
         )
-        model = build_model_from_config(
-            dataclasses.replace(config, normalization=kind), splits.num_classes, augmentation
-        )
-        compile_model(model, config, steps)
-        fit_in_run_dir(model, train_ds, val_ds, config.epochs, run_dir / kind)
+        arguments = train.model_arguments(config) | {"normalization": kind}
+        model = vision_model.build_model(splits.num_classes, augmentation=augmentation, **arguments)
+        train.fit(model, config, train_ds, val_ds, run_dir / kind)
         results[f"accuracy_{kind}"] = float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
     table = [
         "| normalization | test accuracy (contrast-jittered digits) |",
@@ -83,7 +78,6 @@ def robustness_experiment(config: VisionConfig, run_dir: Path) -> dict:
     ]
     atomic_write_text(run_dir / "robustness.md", "\n".join(table) + "\n")
     print("\n".join(table))
-    write_metrics(run_dir, results)
     return results
 
 

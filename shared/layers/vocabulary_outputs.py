@@ -19,6 +19,7 @@ states `[..., H]` into word probabilities another way, behind one interface:
 
 Word ids are vocabulary ids, ordered by decreasing frequency (the shortlist relies on it);
 `counts` are unigram training counts per id (the trees and the proposals are built from them).
+They are no part of a layer's config (|V| numbers): a `.keras` file keeps them as an asset.
 All computation is float32, also under a mixed-precision policy: log-probabilities of rare words
 and the normalizers over |V| terms need float32's range and precision.
 
@@ -31,12 +32,15 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
+import typing
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-OUTPUT_KINDS = ("full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce", "ranking")
+OutputKind = typing.Literal["full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce", "ranking"]
+OUTPUT_KINDS = typing.get_args(OutputKind)
 
 
 # === Arguments and shapes ===
@@ -113,6 +117,49 @@ def _eager_constant(value, dtype):
     """
     with tf.init_scope():
         return tf.constant(value, dtype)
+
+
+COUNTS_ASSET = "counts.npy"
+
+
+class _UnigramCounts:
+    """The `counts` of an output layer built from them (a tree, a sampling proposal).
+
+    They stay out of `get_config()`: |V| numbers are no setting, and a config that held them
+    would make every saved `config.json` O(|V|). Like keras-hub's tokenizers with their
+    vocabularies, the layer saves them as an asset of the `.keras` file (`counts.npy`, exact
+    float64) and `keras.saving.load_model` gives them back. A layer made with `counts=None`
+    (`from_config` does that) waits for them: `set_counts`, or the assets of a `.keras` file.
+    """
+
+    def set_counts(self, counts) -> None:
+        """Sets the unigram counts (one per word id) and rebuilds what is derived from them."""
+        self.counts = _check_counts(counts, self.vocab_size)
+        self._use_counts()
+
+    def _use_counts(self) -> None:
+        raise NotImplementedError
+
+    def _require_counts(self) -> None:
+        if self.counts is None:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} has no unigram counts: pass counts when "
+                "creating it or call set_counts. keras.saving.load_model restores them from the "
+                ".keras file (an asset: they are not in the config)."
+            )
+
+    def save_assets(self, dir_path):
+        if self.counts is not None:
+            np.save(os.path.join(dir_path, COUNTS_ASSET), self.counts)
+
+    def load_assets(self, dir_path):
+        path = os.path.join(dir_path, COUNTS_ASSET) if dir_path else ""
+        if os.path.isfile(path):
+            self.set_counts(np.load(path))
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config({"counts": None, **config})  # counts come with the assets
 
 
 # === The interface ===
@@ -356,7 +403,7 @@ def frequency_classes(counts, num_classes: int):
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
-class HierarchicalSoftmax(VocabularyOutput):
+class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
     """Hierarchical softmax, eqs. 12.11-12.12: P(w | h) = the product of the decisions on w's path.
 
     `tree="classes"`: a depth-2 tree, words binned into about sqrt|V| classes by frequency
@@ -371,7 +418,8 @@ class HierarchicalSoftmax(VocabularyOutput):
 
     Args:
         vocab_size: int >= 2. |V|.
-        counts: unigram count per word id, length |V| (stored in the config as a list).
+        counts: unigram count per word id, length |V|, or None to set them later (`set_counts`,
+            or a `.keras` file's assets: they are not in the config).
         tree: "classes" or "huffman".
         num_classes: int or None. Classes of the class tree; defaults to round(sqrt|V|).
 
@@ -382,7 +430,6 @@ class HierarchicalSoftmax(VocabularyOutput):
 
     def __init__(self, vocab_size, counts, tree="classes", num_classes=None, **kwargs):
         super().__init__(vocab_size, **kwargs)
-        self.counts = _check_counts(counts, self.vocab_size)
         if tree not in ("classes", "huffman"):
             raise ValueError(f"tree must be 'classes' or 'huffman', got {tree!r}.")
         self.tree = tree
@@ -394,13 +441,20 @@ class HierarchicalSoftmax(VocabularyOutput):
                     "num_classes applies to tree='classes' only; the Huffman tree is binary."
                 )
             self.num_classes = None
-            self._init_huffman()
         else:
             self.num_classes = int(num_classes or max(1, round(math.sqrt(self.vocab_size))))
             if not 1 <= self.num_classes <= self.vocab_size:
                 raise ValueError(
                     f"num_classes must be in [1, vocab_size={self.vocab_size}], got {num_classes}."
                 )
+        self.counts = None
+        if counts is not None:
+            self.set_counts(counts)
+
+    def _use_counts(self):
+        if self.tree == "huffman":
+            self._init_huffman()
+        else:
             self._init_classes()
 
     def _init_classes(self):
@@ -448,6 +502,7 @@ class HierarchicalSoftmax(VocabularyOutput):
     # --- exact log P(target): only the target's class block or path ---
     def log_prob(self, hidden, targets):
         self._ensure_built(hidden)
+        self._require_counts()
         flat, flat_targets = _flatten(hidden, targets)
         if self.tree == "classes":
             out = self._class_log_prob(flat, flat_targets)
@@ -485,6 +540,7 @@ class HierarchicalSoftmax(VocabularyOutput):
     # --- exact log P(w) for every w ---
     def log_probs(self, hidden):
         self._ensure_built(hidden)
+        self._require_counts()
         flat = _flatten(hidden)
         if self.tree == "classes":
             out = self._class_log_probs(flat)
@@ -518,12 +574,7 @@ class HierarchicalSoftmax(VocabularyOutput):
         return tf.transpose(tf.sparse.sparse_dense_matmul(paths, branch_lp, adjoint_b=True))
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "counts": self.counts.tolist(),
-            "tree": self.tree,
-            "num_classes": self.num_classes,
-        }
+        return {**super().get_config(), "tree": self.tree, "num_classes": self.num_classes}
 
 
 def _segment_logsumexp(values, segment_ids, num_segments):
@@ -536,7 +587,7 @@ def _segment_logsumexp(values, segment_ids, num_segments):
 
 
 # === Sampled training objectives, exact evaluation ===
-class _SampledOutput(FullSoftmax):
+class _SampledOutput(_UnigramCounts, FullSoftmax):
     """A FullSoftmax trained on the target plus `num_samples` words drawn from a proposal q.
 
     q(w) is proportional to count(w) ** proposal_power (1: the unigram; 0.75: word2vec's flatter
@@ -547,7 +598,6 @@ class _SampledOutput(FullSoftmax):
 
     def __init__(self, vocab_size, counts, num_samples, proposal_power=1.0, **kwargs):
         super().__init__(vocab_size, **kwargs)
-        self.counts = _check_counts(counts, self.vocab_size)
         if int(num_samples) != num_samples or not 1 <= num_samples < self.vocab_size:
             raise ValueError(
                 f"num_samples must be an integer in [1, vocab_size={self.vocab_size}), got "
@@ -557,6 +607,11 @@ class _SampledOutput(FullSoftmax):
             raise ValueError(f"proposal_power must be finite and >= 0, got {proposal_power}.")
         self.num_samples, self.proposal_power = int(num_samples), float(proposal_power)
         self.supports_jit = False  # the candidate sampler has no XLA kernel
+        self.counts = None
+        if counts is not None:
+            self.set_counts(counts)
+
+    def _use_counts(self):
         weights = _smoothed(self.counts) ** self.proposal_power
         self.proposal = weights / weights.sum()  # q, for inspection and tests
         self._unigrams = _smoothed(self.counts).tolist()
@@ -568,6 +623,7 @@ class _SampledOutput(FullSoftmax):
         unique=False draws i.i.d. with replacement, so the expected count of w is exactly m q(w)
         and the -log(expected count) correction is eq. 12.18's -log(m q).
         """
+        self._require_counts()
         return tf.random.fixed_unigram_candidate_sampler(
             true_classes=tf.cast(tf.reshape(targets, [-1, 1]), tf.int64),
             num_true=1,
@@ -604,7 +660,6 @@ class _SampledOutput(FullSoftmax):
     def get_config(self):
         return {
             **super().get_config(),
-            "counts": self.counts.tolist(),
             "num_samples": self.num_samples,
             "proposal_power": self.proposal_power,
         }
@@ -633,7 +688,7 @@ class SampledSoftmax(_SampledOutput):
 
     Args:
         vocab_size: int >= 2. |V|.
-        counts: unigram count per word id, length |V|.
+        counts: unigram count per word id, length |V| (None: set later, see `set_counts`).
         num_samples: int in [1, |V|). m, drawn with replacement and shared by the batch.
         proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
 
@@ -659,7 +714,7 @@ class NoiseContrastiveSoftmax(_SampledOutput):
 
     Args:
         vocab_size: int >= 2. |V|.
-        counts: unigram count per word id, length |V|.
+        counts: unigram count per word id, length |V| (None: set later, see `set_counts`).
         num_samples: int in [1, |V|). m noise words per step, shared by the batch.
         proposal_power: float >= 0. The noise q proportional to count ** power. Defaults to 1.0.
 
@@ -683,7 +738,7 @@ class RankingSoftmax(_SampledOutput):
 
     Args:
         vocab_size: int >= 2. |V|.
-        counts: unigram count per word id, length |V|.
+        counts: unigram count per word id, length |V| (None: set later, see `set_counts`).
         num_samples: int in [1, |V|). m negatives per step, shared by the batch.
         margin: float > 0. The score gap asked for. Defaults to 1.0.
         proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
@@ -723,7 +778,9 @@ def make_vocabulary_output(kind: str, vocab_size: int, counts=None, hidden_size=
         kind: "full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce" or
             "ranking".
         vocab_size: int. |V|.
-        counts: unigram count per word id (needed by every kind but "full" and "shortlist").
+        counts: unigram count per word id (needed by every kind but "full" and "shortlist"), or
+            None: such a layer then waits for them (`set_counts`, or a `.keras` file's assets) and
+            says so if used before.
         hidden_size: int or None. When given, the layer is built now for hidden states
             [..., hidden_size], so its weights exist before the first call.
         **options: constructor arguments: shortlist_size (default |V| // 10), num_classes,
@@ -737,8 +794,6 @@ def make_vocabulary_output(kind: str, vocab_size: int, counts=None, hidden_size=
             f"unknown vocabulary output {kind!r}; valid kinds: {', '.join(OUTPUT_KINDS)}."
         )
     options.setdefault("name", "vocabulary_output")
-    if kind not in ("full", "shortlist") and counts is None:
-        raise ValueError(f"the {kind!r} output needs counts (unigram counts per word id).")
     if kind == "full":
         layer = FullSoftmax(vocab_size, **options)
     elif kind == "shortlist":

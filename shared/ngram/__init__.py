@@ -10,6 +10,7 @@ advances `model.score(state, word)` one word at a time).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,8 @@ from dlsuite.shared.ngram.counts import NGramCounts, NGramError, count_ngrams
 from dlsuite.shared.ngram.model import BackoffNGramModel, State
 from dlsuite.shared.ngram.smoothing import FALLBACK_DISCOUNTS, Discounts, additive, kneser_ney
 
-SMOOTHINGS = ("kneser_ney", "kneser_ney_backoff", "additive")
+Smoothing = typing.Literal["kneser_ney", "kneser_ney_backoff", "additive"]
+SMOOTHINGS = typing.get_args(Smoothing)
 
 
 def build_ngram_model(sentences: Sequence[np.ndarray], tokens: Sequence[str], order: int = 3,

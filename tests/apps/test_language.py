@@ -5,20 +5,22 @@ import json
 import math
 import shutil
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dlsuite.apps import cli
 from dlsuite.apps.language import config as language_config
-from dlsuite.apps.language import data, export, ngrams, train
+from dlsuite.apps.language import data, inference, ngrams, train
+from dlsuite.apps.language.app import LanguageApp
 from dlsuite.pipelines.images import DataError
 from dlsuite.pipelines.text import load_kjv
-from dlsuite.shared.runs import create_run_dir
 from tests.fresh_process import run_without_dlsuite
 
 pytestmark = pytest.mark.skipif(shutil.which("bible") is None, reason="needs Debian's bible-kjv (scripts/setup.sh)")
 
+APP = LanguageApp()
 SMALL = dataclasses.replace(
     language_config.LanguageConfig(), epochs=8, batch_size=32, learning_rate=1e-2, embedding_dim=32, global_clipnorm=1.0,
     hidden_dim=64, ngram_order=3, vocab_min_count=2, class_ngram_classes=20,
@@ -39,8 +41,8 @@ def genesis(tmp_path_factory):
 def trained_run(genesis, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     config = dataclasses.replace(SMALL, corpus=f"text:{genesis}", run_root=str(root))
-    run_dir = create_run_dir(root, "language", "train", config)
-    return run_dir, train.train_and_evaluate(config, run_dir), config
+    metrics = APP.run("train", config)
+    return Path(metrics["run_dir"]), metrics, config
 
 
 def test_training_learns_and_the_mixture_beats_its_parts(trained_run):
@@ -60,14 +62,16 @@ def test_training_learns_and_the_mixture_beats_its_parts(trained_run):
 
 def test_evaluate_reproduces_the_training_run(trained_run, tmp_path):
     run_dir, metrics, config = trained_run
-    again = train.evaluate(config, tmp_path, run_dir)
+    again = APP.run("evaluate", dataclasses.replace(config, run_root=str(tmp_path)), run_dir)
     assert again["test_ppl_lstm_full"] == pytest.approx(metrics["test_ppl_lstm_full"], rel=1e-4)
     assert again["test_ppl_ngram_3"] == pytest.approx(metrics["test_ppl_ngram_3"], rel=1e-6)
 
 
 def test_scoring_sentences_is_consistent_and_maps_unknown_words(trained_run):
     run_dir, _, _ = trained_run
-    first, odd = train.score_sentences(run_dir, ["And God said unto them, Be fruitful.", "zzqx God"])
+    first, odd = APP.run("predict", APP.resolve_config("predict", run_dir), run_dir,
+                         ["And God said unto them, Be fruitful.", "zzqx God"])
+    assert first["input"] == "And God said unto them, Be fruitful."
     assert first["tokens"] == ["and", "god", "said", "unto", "them", "be", "fruitful", "</s>"]
     assert first["log_prob"] == pytest.approx(sum(first["log_probs"]), abs=1e-3)
     assert first["perplexity"] == pytest.approx(math.exp(-first["log_prob"] / 8), rel=1e-3)
@@ -78,7 +82,8 @@ def test_scoring_sentences_is_consistent_and_maps_unknown_words(trained_run):
 def test_generation_samples_vocabulary_words(trained_run):
     run_dir, _, config = trained_run
     vocab = data.load_vocabulary(run_dir)
-    texts = train.generate(run_dir, ["and god", ""], dataclasses.replace(config, max_words=12, top_k=5))
+    texts = [r["text"] for r in APP.run("generate", dataclasses.replace(config, max_words=12, top_k=5), run_dir,
+                                        ["and god", ""])]
     assert len(texts) == 2 and texts[0].startswith("and god")
     assert set(" ".join(texts).split()) <= set(vocab.tokens)
 
@@ -97,13 +102,13 @@ def _serve_in_fresh_process(export_dir, sentences, imports=""):
 
 
 def test_export_takes_raw_strings_and_matches_keras(trained_run):
-    run_dir, _, _ = trained_run
-    export_dir = export.export_run(run_dir)
+    run_dir, _, config = trained_run
+    export_dir = APP.run("export", config, run_dir)["export_dir"]
     sentences = ["In the beginning God created the heaven.", "AND the LORD's word; zzqx unknown!"]
     served = _serve_in_fresh_process(export_dir, sentences)
-    vocab, model = data.load_vocabulary(run_dir), train.load_model(run_dir)
+    vocab, model = data.load_vocabulary(run_dir), APP.load_model(run_dir)
     ids = vocab.encode(["in the beginning god created the heaven", "and the lords word zzqx unknown"])
-    expected = train.neural_token_log_probs(model, ids)
+    expected = inference.neural_token_log_probs(model, ids)
     got = np.concatenate([np.array(row[: len(s) + 1]) for row, s in zip(served["token_log_probs"], ids, strict=False)])
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert served["tokens"][0][:3] == ["in", "the", "beginning"]
@@ -122,7 +127,7 @@ def test_finetuning_adapts_to_new_text(trained_run, tmp_path):
         (folder / f"{name}.txt").write_text("\n".join(part) + "\n")
     tuned = dataclasses.replace(config, corpus=f"text:{folder}", epochs=2, learning_rate=2e-3, class_ngram_classes=0,
                                 mixture=False)
-    metrics = train.finetune(tuned, create_run_dir(tmp_path / "runs", "language", "finetune", tuned), run_dir)
+    metrics = APP.run("finetune", dataclasses.replace(tuned, run_root=str(tmp_path / "runs")), run_dir)
     assert metrics["test_ppl_lstm_full"] < metrics["test_ppl_before_finetune"], metrics
 
 
@@ -131,7 +136,7 @@ def test_finetuning_adapts_to_new_text(trained_run, tmp_path):
 def test_each_output_layer_trains_and_evaluates_exactly(genesis, tmp_path, model_kind, output):
     config = dataclasses.replace(SMALL, corpus=f"text:{genesis}", model=model_kind, output=output, epochs=2,
                                  shortlist_size=300, num_samples=64, class_ngram_classes=0, run_root=str(tmp_path))
-    metrics = train.train_and_evaluate(config, create_run_dir(tmp_path, "language", "train", config))
+    metrics = APP.run("train", config)
     ppl = metrics[f"test_ppl_{model_kind}_{output}"]
     assert math.isfinite(ppl) and ppl < metrics["vocabulary_size"] / 3, metrics
 
@@ -139,15 +144,15 @@ def test_each_output_layer_trains_and_evaluates_exactly(genesis, tmp_path, model
 def test_subword_run_exports_with_sentencepiece_in_the_graph(genesis, tmp_path):
     config = dataclasses.replace(SMALL, corpus=f"text:{genesis}", tokenizer="bpe", subword_vocab_size=300, epochs=1,
                                  class_ngram_classes=0, run_root=str(tmp_path))
-    run_dir = create_run_dir(tmp_path, "language", "train", config)
-    metrics = train.train_and_evaluate(config, run_dir)
+    metrics = APP.run("train", config)
+    run_dir = Path(metrics["run_dir"])
     assert metrics["vocabulary_size"] <= 300 and (run_dir / "subwords.model").is_file()
     assert metrics["test_ppl_mixture"] < metrics["test_ppl_ngram_3"] * 1.001
-    served = _serve_in_fresh_process(export.export_run(run_dir), ["And God blessed them."],
+    served = _serve_in_fresh_process(APP.run("export", config, run_dir)["export_dir"], ["And God blessed them."],
                                      imports="import tensorflow_text")
-    vocab, model = data.load_vocabulary(run_dir), train.load_model(run_dir)
+    vocab, model = data.load_vocabulary(run_dir), APP.load_model(run_dir)
     ids = vocab.encode(["and god blessed them"])
-    expected = train.neural_token_log_probs(model, ids)
+    expected = inference.neural_token_log_probs(model, ids)
     np.testing.assert_allclose(served["token_log_probs"][0][: len(ids[0]) + 1], expected, atol=1e-4)
 
 

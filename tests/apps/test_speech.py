@@ -19,8 +19,11 @@ import soundfile as sf
 import tensorflow as tf
 
 from dlsuite.apps.speech import config as speech_config
-from dlsuite.apps.speech import corpus, data, features
+from dlsuite.apps.speech import data, features
+from dlsuite.apps.speech.audio import load_audio
 from dlsuite.apps.speech.model import SpecAugment, build_speech_model
+from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
+from dlsuite.apps.speech.utterances import Utterance
 from dlsuite.shared.config import ConfigError, load_config
 from tests.fresh_process import run_without_dlsuite
 
@@ -94,7 +97,7 @@ def small_config(**changes):
 
 @pytest.mark.parametrize("stride", [2, 3])
 def test_batched_and_single_utterances_give_the_same_outputs(stride):
-    model = build_speech_model(small_config(time_stride=stride), 80, len(corpus.ALPHABET))
+    model = build_speech_model(small_config(time_stride=stride), 80, len(ALPHABET))
     rng = np.random.default_rng(0)
     batch = rng.normal(size=(3, 53, 80)).astype("float32")
     lengths = np.array([53, 30, 31])
@@ -126,16 +129,16 @@ def test_ctc_model_learns_to_transcribe_a_few_utterances(spoken):
     texts = ["in the beginning god created the heaven", "in the beginning", "god created"]
     clips = [audio16, audio16[: len(audio16) // 3], audio16[len(audio16) // 3 : 2 * len(audio16) // 3]]
     config = small_config(rnn_units=48, conv_filters=8, time_masks=0, freq_masks=0, dropout=0.0)
-    examples = data.Examples([corpus.Utterance(f"clip{i}", t, "s", len(c) / 16000, f"k{i}") for i, (c, t) in enumerate(zip(clips, texts, strict=True))],
+    examples = data.Examples([Utterance(f"clip{i}", t, "s", len(c) / 16000, f"k{i}") for i, (c, t) in enumerate(zip(clips, texts, strict=True))],
                              [data.compute_features(c, "log_mel") for c in clips], [data.encode(t) for t in texts])
-    model = build_speech_model(config, 80, len(corpus.ALPHABET))
+    model = build_speech_model(config, 80, len(ALPHABET))
     model.compile(optimizer="adam")
     ds = data.make_dataset(examples, 3, ordered=True)
     first = model.evaluate(ds, verbose=0)
     model.fit(ds.repeat(), steps_per_epoch=150, epochs=1, verbose=0)
     assert model.evaluate(ds, verbose=0) < 0.2 * first
     log_probs, lengths = model.log_probs(examples.features[0][None], np.array([len(examples.features[0])]))
-    decoded = greedy_decode(np.asarray(log_probs)[0, : int(lengths[0])], corpus.ALPHABET)
+    decoded = greedy_decode(np.asarray(log_probs)[0, : int(lengths[0])], ALPHABET)
     assert jiwer.cer(texts[0], decoded) < 0.4, decoded  # an untrained model outputs nothing: CER 1
 
 
@@ -145,7 +148,7 @@ def test_buckets_keep_padding_small_and_labels_intact():
     lengths = rng.integers(50, 400, 64)
     feats = [rng.normal(size=(n, 80)).astype("float32") for n in lengths]
     labels = [data.encode("ab c"[: 1 + i % 4]) for i in range(64)]
-    utts = [corpus.Utterance(f"u{i}", "x", "s", 1.0, f"k{i}") for i in range(64)]
+    utts = [Utterance(f"u{i}", "x", "s", 1.0, f"k{i}") for i in range(64)]
     ds = data.make_dataset(data.Examples(utts, feats, labels), 8, shuffle=True)
     waste, seen = 0, 0
     for inputs, targets in ds:
@@ -160,12 +163,12 @@ def test_buckets_keep_padding_small_and_labels_intact():
 def test_examples_skip_utterances_too_short_for_their_transcript(tmp_path):
     sf.write(tmp_path / "short.wav", 0.1 * np.sin(np.arange(1600) / 5.0).astype("float32"), 16000)  # 0.1 s
     sf.write(tmp_path / "ok.wav", 0.1 * np.sin(np.arange(16000) / 5.0).astype("float32"), 16000)
-    utts = [corpus.Utterance(str(tmp_path / "short.wav"), "a much too long transcript for a tenth of a second", "s", 0.1, "short"),
-            corpus.Utterance(str(tmp_path / "ok.wav"), "hello", "s", 1.0, "ok")]
+    utts = [Utterance(str(tmp_path / "short.wav"), "a much too long transcript for a tenth of a second", "s", 0.1, "short"),
+            Utterance(str(tmp_path / "ok.wav"), "hello", "s", 1.0, "ok")]
     with pytest.warns(UserWarning, match="too short for their transcript"):
         kept = data.examples(utts, small_config(), "train")
     assert [u.key for u in kept.utterances] == ["ok"]
-    with pytest.warns(UserWarning, match="longer than max_seconds"), pytest.raises(corpus.SpeechDataError, match="no usable"):
+    with pytest.warns(UserWarning, match="longer than max_seconds"), pytest.raises(SpeechDataError, match="no usable"):
         data.examples(utts[1:], small_config(max_seconds=0.5), "train")
 
 
@@ -216,12 +219,12 @@ def test_evaluate_predict_and_finetune_use_the_run(tiny_run):
     assert evaluated["test_cer_greedy"] == pytest.approx(result["test_cer_greedy"])
     wav = sorted((root / "cache").glob("*/wav/*.wav"))[0]
     predicted = run_app("speech", ["predict", "--from", str(run_dir), str(wav)])
-    assert set(predicted[0]) == {"file", "greedy", "beam", "beam_lm"}
+    assert set(predicted[0]) == {"input", "greedy", "beam", "beam_lm"}
     tuned = run_app("speech", ["finetune", "--from", str(run_dir), *args, "adapt_minutes=0.2"])
     assert tuned["adapt_minutes"] <= 0.3 and "before_cer_greedy" in tuned and "test_cer_greedy" in tuned
-    from dlsuite.apps.speech.train import load_model
+    from dlsuite.apps.speech.app import SpeechApp
 
-    before, after = (load_model(r).classifier.kernel.numpy() for r in (run_dir, tuned["run_dir"]))
+    before, after = (SpeechApp().load_model(r).classifier.kernel.numpy() for r in (run_dir, tuned["run_dir"]))
     assert np.abs(after - before).max() > 1e-4  # fine-tuning trained (a small split once gave no batches)
 
 
@@ -230,7 +233,7 @@ def test_predict_on_a_corrupt_file_names_it(tiny_run, tmp_path):
 
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEfmt garbage")
-    with pytest.raises(corpus.SpeechDataError, match="broken.wav"):
+    with pytest.raises(SpeechDataError, match="broken.wav"):
         run_app("speech", ["predict", "--from", tiny_run[2]["run_dir"], str(bad)])
 
 
@@ -239,16 +242,18 @@ def test_export_transcribes_raw_audio_without_dlsuite(tiny_run, spoken):
     gives the in-memory model's greedy transcript, in a process that cannot import dlsuite."""
     from pathlib import Path
 
-    from dlsuite.apps.speech import export
+    from dlsuite.apps.cli import run_app
+    from dlsuite.apps.speech.app import SpeechApp
     from dlsuite.apps.speech.decode import greedy_decode
-    from dlsuite.apps.speech.train import load_model
 
     path, audio, rate, _ = spoken
     run_dir = Path(tiny_run[2]["run_dir"])
-    export_dir = export.export_run(run_dir)
-    model = load_model(run_dir)
-    values = data.compute_features(corpus.load_audio(path), "log_mel")
-    expected = greedy_decode(model.utterance_log_probs(values), corpus.ALPHABET)
+    exported = run_app("speech", ["export", "--from", str(run_dir)])
+    assert exported["export_agrees"], exported
+    export_dir = exported["export_dir"]
+    model = SpeechApp().load_model(run_dir)
+    values = data.compute_features(load_audio(path), "log_mel")
+    expected = greedy_decode(model.utterance_log_probs(values), ALPHABET)
     script = textwrap.dedent(f"""
         import json, soundfile as sf, tensorflow as tf
         audio, rate = sf.read({str(path)!r}, dtype="float32")

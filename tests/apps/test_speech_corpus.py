@@ -13,24 +13,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dlsuite.apps.speech import corpus as speech_corpus
-from dlsuite.apps.speech.corpus import (
-    ALPHABET,
-    SAMPLE_RATE,
-    TEST_VARIANTS,
-    TRAIN_VARIANTS,
-    ClippingWarning,
-    SpeechDataError,
-    Utterance,
-    build_espeak_corpus,
-    load_audio,
-    load_speech_corpus,
-    load_tfds_speech,
-    normalize_transcript,
-    read_librispeech,
-    read_transcript_table,
-    split_utterances,
-)
+from dlsuite.apps.speech import espeak_corpus, kjv_clauses
+from dlsuite.apps.speech.audio import SAMPLE_RATE, ClippingWarning, load_audio
+from dlsuite.apps.speech.corpus import load_speech_corpus
+from dlsuite.apps.speech.espeak_corpus import TEST_VARIANTS, TRAIN_VARIANTS, build_espeak_corpus
+from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError, normalize_transcript
+from dlsuite.apps.speech.user_data import load_tfds_speech, read_librispeech, read_transcript_table
+from dlsuite.apps.speech.utterances import Utterance, split_utterances
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("bible") is None,
                                   reason="needs espeak-ng and bible-kjv (scripts/setup.sh)")
@@ -105,7 +94,7 @@ def manifest_entries(corpus):
 def test_kjv_sentence_pools_are_disjoint_clauses():
     """Valid/test candidates never occur in training verses (common clauses like 'and it was so'
     recur across chapters), so the test split measures new word sequences."""
-    pools = speech_corpus.kjv_sentence_pools()
+    pools = kjv_clauses.kjv_sentence_pools()
     assert len(pools["train"]) > 10000 and len(pools["valid"]) > 1000 and len(pools["test"]) > 1000
     assert not set(pools["train"]) & set(pools["test"]) and not set(pools["train"]) & set(pools["valid"])
     assert "and it was so" in pools["train"] and "let there be light" in pools["test"]  # Genesis 1 is a test chapter
@@ -168,7 +157,7 @@ def test_espeak_cache_is_reused_without_synthesis(tiny_espeak, monkeypatch):
         assert "-w" not in command, "espeak-ng was called although the corpus is cached"
         return real_run(command, *args, **kwargs)
 
-    monkeypatch.setattr(speech_corpus.subprocess, "run", no_synthesis)
+    monkeypatch.setattr(espeak_corpus.subprocess, "run", no_synthesis)
     again = build_espeak_corpus(cache, **TINY)
     assert again.train == first.train and again.extra["adapt"] == first.extra["adapt"]
     assert {u.audio: os.stat(u.audio).st_mtime_ns for u in again.train} == mtimes
@@ -177,7 +166,7 @@ def test_espeak_cache_is_reused_without_synthesis(tiny_espeak, monkeypatch):
 @needs_espeak
 def test_espeak_killed_build_is_not_taken_for_finished(tmp_path, monkeypatch):
     """A build that dies midway leaves no corpus folder; the next build starts over and finishes."""
-    real = speech_corpus._synthesize
+    real = espeak_corpus._synthesize
     calls = []
 
     def dies_after_ten(job, index, *args):
@@ -186,12 +175,12 @@ def test_espeak_killed_build_is_not_taken_for_finished(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # like Ctrl-C during synthesis
         return real(job, index, *args)
 
-    monkeypatch.setattr(speech_corpus, "_synthesize", dies_after_ten)
+    monkeypatch.setattr(espeak_corpus, "_synthesize", dies_after_ten)
     with pytest.raises(KeyboardInterrupt):
         build_espeak_corpus(tmp_path, **SMALLEST)
     assert not list(tmp_path.glob("espeak-*")), "a half-built corpus was left under the final name"
     assert not list(tmp_path.iterdir()), "the temporary build folder was not cleaned up"
-    monkeypatch.setattr(speech_corpus, "_synthesize", real)
+    monkeypatch.setattr(espeak_corpus, "_synthesize", real)
     corpus = build_espeak_corpus(tmp_path, **SMALLEST)
     assert len(corpus.train) == 16 and all(Path(u.audio).is_file() for u in corpus.train)
 

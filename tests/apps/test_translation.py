@@ -5,19 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from dlsuite.apps.app import call_export, compare_outputs
 from dlsuite.apps.translation import config as translation_config
-from dlsuite.apps.translation import data, decode, export, train
-from dlsuite.apps.translation.corpus import ParallelCorpus, TranslationDataError
+from dlsuite.apps.translation import data, decode, export, inference
+from dlsuite.apps.translation.app import TranslationApp
 from dlsuite.apps.translation.model import Translator
+from dlsuite.apps.translation.pairs import ParallelCorpus, TranslationDataError
+from dlsuite.pipelines.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from dlsuite.shared.config import ConfigError
-from dlsuite.shared.runs import create_run_dir
 from tests.fresh_process import run_without_dlsuite
 
+APP = TranslationApp()
 WORDS = {"one": "eins", "two": "zwei", "three": "drei", "four": "vier", "five": "fünf", "six": "sechs",
          "red": "rot", "blue": "blau", "green": "grün", "house": "Haus", "car": "Auto", "tree": "Baum"}
 
@@ -80,7 +84,7 @@ def test_padding_does_not_change_the_output():
 # === Beam search ===
 def sequence_log_prob(model, source_row: np.ndarray, tokens: np.ndarray) -> float:
     """log P(tokens | source) by teacher forcing."""
-    target_in = np.concatenate([[data.BOS], tokens[:-1]])[None].astype(np.int32)
+    target_in = np.concatenate([[BOS_ID], tokens[:-1]])[None].astype(np.int32)
     log_probs = tf.nn.log_softmax(model({"source": source_row[None], "target_in": target_in}))[0].numpy()
     return float(sum(log_probs[t, tok] for t, tok in enumerate(tokens)))
 
@@ -93,7 +97,7 @@ def test_beam_search_bookkeeping_matches_teacher_forcing(attention):
     for row in range(len(SOURCE)):
         n = int(out["lengths"][row])
         tokens = out["tokens"][row, :n].numpy()
-        assert tokens[-1] == data.EOS and data.EOS not in tokens[:-1] and np.all(tokens[:-1] > data.EOS)
+        assert tokens[-1] == EOS_ID and EOS_ID not in tokens[:-1] and np.all(tokens[:-1] > EOS_ID)
         source_row = SOURCE[row][SOURCE[row] > 0]
         assert out["log_probs"][row].numpy() == pytest.approx(sequence_log_prob(model, source_row, tokens), abs=1e-3)
         expected_score = out["log_probs"][row].numpy() / ((5 + n) / 6) ** 0.6
@@ -113,7 +117,7 @@ def test_beam_search_respects_length_limits_and_never_emits_specials():
     out = decode.beam_search(model, SOURCE, beam_width=3, max_length_ratio=0.5)
     limits = (np.array([4, 6]) * 0.5).astype(int) + 10
     assert np.all(out["lengths"].numpy() <= limits)
-    assert not np.isin(out["tokens"].numpy(), [data.UNK, data.BOS]).any()
+    assert not np.isin(out["tokens"].numpy(), [UNK_ID, BOS_ID]).any()
 
 
 def test_batched_search_equals_one_sentence_at_a_time():
@@ -139,7 +143,7 @@ def test_encode_pairs_skips_long_pairs_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 of 51"):
         encoded = data.encode_pairs(vocab, pairs, max_tokens=30)
     assert len(encoded) == 50
-    assert vocab.decode_target(np.concatenate([encoded.targets[0], [data.EOS, 7]])) == pairs[0][1]
+    assert vocab.decode_target(np.concatenate([encoded.targets[0], [EOS_ID, 7]])) == pairs[0][1]
 
 
 def test_dataset_knows_its_number_of_batches(tmp_path):
@@ -151,8 +155,8 @@ def test_dataset_knows_its_number_of_batches(tmp_path):
     assert int(ds.cardinality()) == len(batches)
     assert sum(len(targets) for _, targets in batches) == len(encoded)
     for inputs, targets in batches[:5]:  # teacher forcing: target_in is <s> + targets shifted right
-        np.testing.assert_array_equal(inputs["target_in"][:, 0], data.BOS)
-        np.testing.assert_array_equal(inputs["target_in"][:, 1:], np.where(targets[:, :-1] == data.EOS, 0, targets[:, :-1]))
+        np.testing.assert_array_equal(inputs["target_in"][:, 0], BOS_ID)
+        np.testing.assert_array_equal(inputs["target_in"][:, 1:], np.where(targets[:, :-1] == EOS_ID, PAD_ID, targets[:, :-1]))
 
 
 def test_pair_limits_sample_the_whole_corpus_not_its_first_pairs():
@@ -170,8 +174,7 @@ def test_separate_vocabularies_and_empty_training_split(tmp_path):
     config = dataclasses.replace(translation_config.TranslationConfig(), vocab_size=50, shared_vocabulary=False)
     corpus = ParallelCorpus("toy", "en", "de", word_pairs(300), [], [])
     vocab = data.build_vocabulary(config, corpus, tmp_path)
-    assert "▁Haus" in [vocab.target.id_to_piece(i) for i in range(vocab.target_size)]
-    assert "▁Haus" not in [vocab.source.id_to_piece(i) for i in range(vocab.source_size)]
+    assert "▁Haus" in vocab.target.tokens and "▁Haus" not in vocab.source.tokens
     with pytest.raises(TranslationDataError, match="training split is empty"):
         data.build_vocabulary(config, ParallelCorpus("empty", "en", "de", [], [], []), tmp_path)
 
@@ -187,7 +190,7 @@ def test_domain_corpus_drops_pairs_the_general_corpus_has(monkeypatch, tmp_path)
         packages_asked.extend(packages)
         return domain
 
-    monkeypatch.setattr(data.corpora, "build_gettext_corpus", fake_build)
+    monkeypatch.setattr(data, "build_gettext_corpus", fake_build)
     result = data.load_domain_corpus(translation_config.TranslationConfig(cache_dir=str(tmp_path)))
     assert result.train == [("Account", "Konto")] and result.test == [("Budget", "Budget")]
     assert sorted(data._package_name(p) for p in packages_asked) == sorted(data.DOMAIN_PACKAGES)
@@ -204,9 +207,8 @@ def trained_run(tmp_path_factory):
         translation_config.TranslationConfig(), data=f"table:{table}", run_root=str(root / "runs"), vocab_size=80,
         embedding_dim=32, encoder_units=32, decoder_units=48, attention_units=24, dropout=0.0, epochs=6,
         batch_size=32, learning_rate=1e-2, beam_width=3, max_eval_pairs=120)
-    run_dir = create_run_dir(config.run_root, "translation", "train", config)
-    metrics = train.train_and_evaluate(config, run_dir)
-    return config, run_dir, metrics
+    metrics = APP.run("train", config)
+    return config, Path(metrics["run_dir"]), metrics
 
 
 def test_training_learns_the_toy_language(trained_run):
@@ -222,17 +224,20 @@ def test_predict_translates_sentences_and_files(trained_run, tmp_path):
     _, run_dir, _ = trained_run
     lines = tmp_path / "in.txt"
     lines.write_text("red car\nthree trees\n", encoding="utf-8")
-    results = train.translate_inputs(run_dir, ["one two", str(lines), ""])
-    assert [r["source"] for r in results] == ["one two", "red car", "three trees", ""]
+    long_sentence = "one two three " * 130  # no file name: too long for the OS (it was an OSError)
+    results = APP.run("predict", APP.resolve_config("predict", run_dir), run_dir, ["one two", str(lines), ""])
+    assert [r["input"] for r in results] == ["one two", "red car", "three trees", ""]
+    with pytest.raises(TranslationDataError, match="max_input_tokens"):
+        APP.run("predict", APP.resolve_config("predict", run_dir), run_dir, [long_sentence])
     assert results[0]["translation"] == "eins zwei" and results[1]["translation"] == "rot Auto"
     assert results[3]["translation"] == ""
 
 
 def test_too_long_input_is_an_error_naming_the_limit(trained_run):
     config, run_dir, _ = trained_run
-    model, vocab = train.load_model(run_dir), data.load_vocabulary(run_dir)
+    model, vocab = APP.load_model(run_dir), data.load_vocabulary(run_dir)
     with pytest.raises(TranslationDataError, match="max_input_tokens=256"):
-        train.translate(model, vocab, ["one " * 300], config)
+        inference.translate(model, vocab, ["one " * 300], config)
 
 
 def test_finetune_on_new_pairs_reports_before_and_after(trained_run, tmp_path):
@@ -249,8 +254,8 @@ def test_finetune_on_new_pairs_reports_before_and_after(trained_run, tmp_path):
     table = tmp_path / "domain.tsv"
     table.write_text("\n".join(f"{s}\t{t}" for s, t in domain) + "\n", encoding="utf-8")
     tuned = dataclasses.replace(config, data=f"table:{table}", epochs=8, learning_rate=1e-3)
-    out_dir = create_run_dir(config.run_root, "translation", "finetune", tuned)
-    metrics = train.finetune(tuned, out_dir, run_dir)
+    metrics = APP.run("finetune", tuned, run_dir)
+    out_dir = Path(metrics["run_dir"])
     assert metrics["test_bleu_beam"] > metrics["before_bleu_beam"] + 3, metrics
     assert metrics["test_bleu_greedy"] > metrics["before_bleu_greedy"], metrics
     assert (out_dir / "before_translations.tsv").is_file() and (out_dir / "target.model").is_file()
@@ -258,12 +263,14 @@ def test_finetune_on_new_pairs_reports_before_and_after(trained_run, tmp_path):
 
 def test_export_translates_without_dlsuite_like_the_keras_model(trained_run):
     config, run_dir, _ = trained_run
-    export_dir = export.export_run(run_dir)
+    export_dir = APP.run("export", config, run_dir)["export_dir"]
     # "☃" was never seen in training: it becomes an <unk> piece and the rest is still translated.
     sentences = ["one two three", "red house", "green tree five six", "", "red ☃ house"]
-    agreement = export.export_agreement(run_dir, export_dir, sentences)
-    assert agreement["export_same_translations"] == 1.0 and agreement["export_max_score_gap"] < 1e-3
-    expected = train.translate(train.load_model(run_dir), data.load_vocabulary(run_dir), sentences, config)
+    model, vocab = APP.load_model(run_dir), data.load_vocabulary(run_dir)
+    probe = export.probe(model, vocab, config, sentences)
+    check = compare_outputs(probe, call_export(export_dir, probe))
+    assert check["export_agrees"] and check["export_max_gap"] < 1e-3, check
+    expected = inference.translate(model, vocab, sentences, config)
     got = run_without_dlsuite(f"""
 import json, tensorflow as tf, tensorflow_text
 nmt = tf.saved_model.load({str(export_dir)!r})

@@ -15,28 +15,31 @@ from pathlib import Path
 
 import pytest
 
-from dlsuite.apps.translation import corpus
-from dlsuite.apps.translation.corpus import (
-    PACKAGES,
-    ParallelCorpus,
-    PinnedVersionWarning,
-    TranslationDataError,
-    build_gettext_corpus,
+from dlsuite.apps.translation import debian_packages
+from dlsuite.apps.translation.corpus import load_parallel_corpus
+from dlsuite.apps.translation.debian_packages import PACKAGES, PinnedVersionWarning
+from dlsuite.apps.translation.gettext_catalogs import read_mo
+from dlsuite.apps.translation.gettext_corpus import build_gettext_corpus
+from dlsuite.apps.translation.message_filters import (
     filter_pairs,
     has_bad_length_ratio,
     has_markup,
     has_placeholder,
     is_multiline,
     is_option_text,
-    load_parallel_corpus,
-    load_tfds_translation,
-    read_aligned_files,
-    read_mo,
-    read_pairs_table,
+    strip_accelerators,
+)
+from dlsuite.apps.translation.pairs import (
+    ParallelCorpus,
+    TranslationDataError,
     split_key,
     split_of,
     split_pairs,
-    strip_accelerators,
+)
+from dlsuite.apps.translation.user_data import (
+    load_tfds_translation,
+    read_aligned_files,
+    read_pairs_table,
 )
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")
@@ -236,13 +239,13 @@ def no_subprocess(monkeypatch):
     """Any apt-get / dpkg-deb call fails the test."""
     def refuse(*args, **kwargs):
         raise AssertionError(f"subprocess called: {args}")
-    monkeypatch.setattr(corpus.subprocess, "run", refuse)
-    monkeypatch.setattr(corpus.subprocess, "Popen", refuse)
+    monkeypatch.setattr(debian_packages.subprocess, "run", refuse)
+    monkeypatch.setattr(debian_packages.subprocess, "Popen", refuse)
 
 
 @needs_dpkg
 def test_gettext_build_is_deterministic_filtered_and_cached(tmp_path, fake_debs, monkeypatch):
-    monkeypatch.setattr(corpus.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
+    monkeypatch.setattr(debian_packages.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
     first = build_gettext_corpus(cache_with(tmp_path / "a", fake_debs), "de", FAKE_PINS, progress=False)
     again = build_gettext_corpus(cache_with(tmp_path / "b", fake_debs), "de", FAKE_PINS[::-1], progress=False)
     folder = Path(first.extra["manifest"]).parent
@@ -277,7 +280,7 @@ def test_gettext_build_is_deterministic_filtered_and_cached(tmp_path, fake_debs,
 
 @needs_dpkg
 def test_gettext_other_language_and_unknown_language(tmp_path, fake_debs, monkeypatch):
-    monkeypatch.setattr(corpus.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
+    monkeypatch.setattr(debian_packages.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
     cache = cache_with(tmp_path, fake_debs)
     french = load_parallel_corpus("gettext", cache, "fr", packages=FAKE_PINS, progress=False)
     assert french.target_lang == "fr" and Path(french.extra["manifest"]).parent.name.startswith("gettext-fr-")
@@ -311,7 +314,7 @@ def test_gone_pinned_version_falls_back_to_the_candidate(tmp_path, fake_debs, mo
             return completed(args, stdout="pkga:\n  Installed: (none)\n  Candidate: 1.1\n")
         return completed(args)  # apt-get update
 
-    monkeypatch.setattr(corpus.subprocess, "run", fake_run)
+    monkeypatch.setattr(debian_packages.subprocess, "run", fake_run)
     with pytest.warns(PinnedVersionWarning, match=r"pkga=1.0 is no longer on the Debian mirror; using pkga=1.1"):
         built = build_gettext_corpus(cache, "de", FAKE_PINS, progress=False)
     assert calls == ["apt-get download pkga=1.0", "apt-get update -q", "apt-get download pkga=1.0",
@@ -330,7 +333,7 @@ def test_corrupt_deb_names_the_file(tmp_path):
 
 
 def test_apt_failure_says_what_failed_and_that_a_cache_would_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus.subprocess, "run", lambda args, **k: completed(
+    monkeypatch.setattr(debian_packages.subprocess, "run", lambda args, **k: completed(
         args, 100, stderr="E: Failed to fetch http://deb.debian.org/... Temporary failure resolving"))
     with pytest.raises(TranslationDataError, match=r"`apt-get download pkga=1.0` failed: E: Failed to fetch.*"
                                                    r"Temporary failure resolving.*would be reused"):
@@ -340,7 +343,7 @@ def test_apt_failure_says_what_failed_and_that_a_cache_would_do(tmp_path, monkey
 
 def test_default_packages_are_pinned():
     assert len(PACKAGES) >= 30 and len(set(PACKAGES)) == len(PACKAGES)
-    assert all(corpus.parse_pin(pin)[1][0].isdigit() for pin in PACKAGES)
+    assert all(debian_packages.parse_pin(pin)[1][0].isdigit() for pin in PACKAGES)
 
 
 @pytest.mark.slow

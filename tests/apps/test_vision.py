@@ -6,18 +6,21 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dlsuite.apps.vision import config as vision_config
-from dlsuite.apps.vision import export, train
 from dlsuite.apps.vision import model as vision_model
+from dlsuite.apps.vision import train
+from dlsuite.apps.vision.app import VisionApp
 from dlsuite.pipelines.images import decode_image, encode_png, load_digits_arrays
-from dlsuite.shared.runs import create_run_dir
 from tests.fresh_process import run_without_dlsuite
 
+APP = VisionApp()
 SMALL = dataclasses.replace(
     vision_config.VisionConfig(), epochs=8, widths=(16, 32), image_size=12, batch_size=32,
     learning_rate=5e-3,
@@ -28,9 +31,8 @@ SMALL = dataclasses.replace(
 def trained_run(tmp_path_factory):
     """One short digits training shared by the tests below."""
     root = tmp_path_factory.mktemp("runs")
-    config = dataclasses.replace(SMALL, run_root=str(root))
-    run_dir = create_run_dir(root, "vision", "train", config)
-    return run_dir, train.train_and_evaluate(config, run_dir)
+    metrics = APP.run("train", dataclasses.replace(SMALL, run_root=str(root)))
+    return Path(metrics["run_dir"]), metrics
 
 
 def test_training_learns_digits_and_fills_the_run_folder(trained_run):
@@ -45,11 +47,12 @@ def test_training_learns_digits_and_fills_the_run_folder(trained_run):
 
 def test_export_loads_without_dlsuite_and_matches_keras(trained_run, tmp_path):
     run_dir, _ = trained_run
-    export_dir = export.export_run(run_dir, top_k=2)
+    result = APP.run("export", APP.resolve_config("export", run_dir, overrides=["top_k=2"]), run_dir)
+    export_dir = result["export_dir"]
+    assert result["export_agrees"] and result["export_max_gap"] < 1e-4
     images, labels, _ = load_digits_arrays()
     encoded = encode_png(images[:16])
     # Also a JPEG and an RGB PNG: channels and formats are converted in the graph.
-    import tensorflow as tf
 
     rgb = tf.image.grayscale_to_rgb(tf.cast(tf.round(images[16] * 255), tf.uint8))
     encoded += [tf.io.encode_jpeg(rgb, quality=95).numpy(), tf.io.encode_png(rgb).numpy()]
@@ -64,7 +67,8 @@ def test_export_loads_without_dlsuite_and_matches_keras(trained_run, tmp_path):
         print(json.dumps({{"p": out["probabilities"].numpy().tolist(),
                            "labels": out["top_k_labels"].numpy().astype(str).tolist()}}))
     """))
-    model = train.load_model(run_dir)
+    assert [len(row) for row in served["labels"]] == [2] * len(encoded)  # the top_k override reached the export
+    model = APP.load_model(run_dir)
     decoded = np.stack([decode_image(b, 12, 1).numpy() for b in encoded])
     in_memory = model.predict(decoded, verbose=0)
     np.testing.assert_allclose(np.array(served["p"]), in_memory, atol=1e-5)
@@ -78,14 +82,16 @@ def test_predict_and_cli_errors(trained_run, tmp_path):
     images, labels, _ = load_digits_arrays()
     good = tmp_path / "digit.png"
     good.write_bytes(encode_png(images[:1])[0])
-    result = train.predict(run_dir, [str(good)], top_k=3)
+    result = APP.run("predict", APP.resolve_config("predict", run_dir), run_dir, [str(good)])
     assert len(result[0]["labels"]) == 3 and result[0]["probabilities"][0] >= result[0]["probabilities"][1]
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="bad.png.*not a decodable image"):
-        train.predict(run_dir, [str(bad)])
+        APP.run("predict", APP.resolve_config("predict", run_dir), run_dir, [str(bad)])
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        APP.run("predict", APP.resolve_config("predict", run_dir), run_dir, [str(tmp_path / "missing.png")])
     with pytest.raises(FileNotFoundError, match="No model"):
-        train.load_model(tmp_path / "nowhere")
+        APP.load_model(tmp_path / "nowhere")
 
 
 def _cli(*args):
@@ -125,10 +131,12 @@ def test_mixed_precision_keeps_a_float32_head(tmp_path):
     set_precision("mixed_bfloat16")
     try:
         model = vision_model.build_model(3, 8, 1, "lcn", widths=(8,))
-        train.compile_model(model, dataclasses.replace(SMALL, precision="mixed_bfloat16"), steps=2)
         x = np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)).astype(np.float32)
-        history = model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
-        assert np.isfinite(history.history["loss"][0])
+        train_ds = tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+        figures = train.fit(model, dataclasses.replace(SMALL, precision="mixed_bfloat16", epochs=1), train_ds, None,
+                            tmp_path)
+        history = {"loss": [figures["final_loss"]]}
+        assert np.isfinite(history["loss"][0])
         assert model.get_layer("backbone").compute_dtype == "bfloat16"
         assert model.output.dtype == "float32"
     finally:
@@ -144,12 +152,11 @@ def test_finetune_beats_training_from_scratch_on_few_examples(tmp_path):
     """
     base = dataclasses.replace(vision_config.VisionConfig(), run_root=str(tmp_path), learning_rate=5e-3)
     pre = dataclasses.replace(base, classes=(0, 1, 2, 3, 4), epochs=15)
-    pre_dir = create_run_dir(tmp_path, "vision", "train", pre)
-    train.train_and_evaluate(pre, pre_dir)
+    pre_dir = Path(APP.run("train", pre)["run_dir"])
     few = dataclasses.replace(base, classes=(5, 6, 7, 8, 9), train_examples_per_class=1, epochs=40,
                               batch_size=8, finetune_frozen_epochs=5, finetune_learning_rate_factor=0.3)
-    scratch = train.train_and_evaluate(few, create_run_dir(tmp_path, "vision", "scratch", few))
-    tuned = train.finetune(few, create_run_dir(tmp_path, "vision", "finetune", few), pre_dir)
+    scratch = APP.run("train", few)
+    tuned = APP.run("finetune", few, pre_dir)
     assert tuned["test_accuracy"] > scratch["test_accuracy"] + 0.05, (tuned, scratch)
     assert (tmp_path / "vision").is_dir() and tuned["finetuned_from"] == str(pre_dir)
 
@@ -158,17 +165,17 @@ def test_xla_training_moves_augmentation_to_the_pipeline(tmp_path, capsys):
     """jit_compile=true really compiles: geometric augmentation (not XLA-compatible) runs in tf.data."""
     config = dataclasses.replace(SMALL, jit_compile=True, epochs=1, widths=(8,), normalization="lcn",
                                  run_root=str(tmp_path))
-    metrics = train.train_and_evaluate(config, create_run_dir(tmp_path, "vision", "train", config))
+    metrics = APP.run("train", config)
     assert np.isfinite(metrics["test_loss"])
     assert "does not support XLA" not in capsys.readouterr().out
-    model = train.load_model(next(tmp_path.glob("vision/*-train")))
+    model = APP.load_model(metrics["run_dir"])
     assert "augment" not in [layer.name for layer in model.layers]
 
 
 def test_evaluate_reproduces_the_training_runs_test_accuracy(trained_run, tmp_path):
     run_dir, metrics = trained_run
     config = dataclasses.replace(SMALL, run_root=str(tmp_path), tta=True)
-    again = train.evaluate(config, create_run_dir(tmp_path, "vision", "evaluate", config), run_dir)
+    again = APP.run("evaluate", config, run_dir)
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert again["test_accuracy_tta"] > 0.85  # the mean over shifted copies is still a good classifier
     assert again["test_examples"] == metrics["test_examples"]

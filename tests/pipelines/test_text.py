@@ -18,14 +18,18 @@ import tensorflow_datasets as tfds
 
 from dlsuite.pipelines.images import DataError
 from dlsuite.pipelines.text import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
     SPECIALS,
+    UNK_ID,
+    SubwordVocabulary,
     WordVocabulary,
     load_corpus,
     load_kjv,
     load_text_files,
     normalize,
     normalize_in_graph,
-    train_sentencepiece,
 )
 
 KJV_EXCERPT = Path(__file__).parents[1] / "data" / "kenlm" / "kjv_excerpt.txt"
@@ -284,35 +288,64 @@ def test_vocabulary_too_small():
 # 6. Subword vocabularies ---------------------------------------------------------------------
 
 
+def test_special_ids_are_the_positions_of_the_specials():
+    assert [SPECIALS[i] for i in (PAD_ID, UNK_ID, BOS_ID, EOS_ID)] == ["<pad>", "<unk>", "<s>", "</s>"]
+
+
 @pytest.mark.parametrize("model_type", ["unigram", "bpe"])
-def test_train_sentencepiece(tmp_path, model_type):
-    """200 pieces on the KJV excerpt: ids 0..3 are <pad> <unk> <s> </s> (WordVocabulary's),
-    and sentences, seen or not, encode and decode back."""
+def test_subword_vocabulary_trains_with_the_special_ids(tmp_path, model_type):
+    """200 pieces on the KJV excerpt: the specials at PAD_ID.. EOS_ID (WordVocabulary's), in the
+    model file itself (what tensorflow-text reads), and sentences, seen or not, encode and decode back."""
     lines = KJV_EXCERPT.read_text().splitlines()
-    path = train_sentencepiece(lines, tmp_path / model_type, vocab_size=200, model_type=model_type)
-    assert path == tmp_path / f"{model_type}.model" and path.stat().st_size > 0
+    path = tmp_path / f"{model_type}.model"
+    vocab = SubwordVocabulary.train(lines, path, vocab_size=200, model_type=model_type)
+    assert vocab.model_file == path and path.stat().st_size > 0
     sp = spm.SentencePieceProcessor(model_file=str(path))
-    assert [sp.id_to_piece(i) for i in range(4)] == list(SPECIALS)
-    assert sp.get_piece_size() == 200
+    assert (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+    assert tuple(vocab.tokens[: len(SPECIALS)]) == SPECIALS and len(vocab) == sp.get_piece_size() == 200
     for sentence in (lines[7], "and god said let the waters bring forth"):
-        pieces = sp.encode(sentence)
-        assert min(pieces) >= 4 and sp.decode(pieces) == sentence
-        assert len(pieces) < len(sentence)  # pieces longer than single characters
+        ids = vocab.encode([sentence])[0]
+        assert ids.dtype == np.int32 and min(ids) >= len(SPECIALS) and vocab.decode(ids) == sentence
+        assert len(ids) < len(sentence)  # pieces longer than single characters
+        assert vocab.pieces(ids) == sp.encode(sentence, out_type=str)
 
 
-def test_train_sentencepiece_errors(tmp_path):
+def test_subword_vocabulary_decode_pieces_and_counts(tmp_path):
+    lines = KJV_EXCERPT.read_text().splitlines()
+    vocab = SubwordVocabulary.train(lines, tmp_path / "m.model", vocab_size=200)
+    ids = vocab.encode(["and god said"])[0]
+    # up to the first </s>, specials dropped
+    assert vocab.decode([BOS_ID, *ids, UNK_ID, EOS_ID, *ids, PAD_ID]) == "and god said"
+    assert vocab.pieces([PAD_ID, BOS_ID, EOS_ID]) == ["<pad>", "<s>", "</s>"]
+    counts = vocab.count(lines)
+    assert counts[EOS_ID] == len(lines) and counts[PAD_ID] == counts[BOS_ID] == 0
+    assert counts.sum() == sum(len(x) for x in vocab.encode(lines)) + len(lines)
+    loaded = SubwordVocabulary(tmp_path / "m.model", counts)
+    assert loaded.tokens == vocab.tokens and loaded.counts.tolist() == counts.tolist()
+    assert SubwordVocabulary(tmp_path / "m.model").counts.tolist() == [0] * len(vocab)
+
+
+def test_subword_vocabulary_refuses_other_special_ids(tmp_path):
+    """A sentencepiece model trained elsewhere (its defaults: no <pad>, <unk> at 0) would shift
+    every id against the models and the exported graphs."""
+    model = tmp_path / "other.model"
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(KJV_EXCERPT.read_text().splitlines()),
+                                   model_prefix=str(tmp_path / "other"), vocab_size=200, minloglevel=2)
+    with pytest.raises(DataError, match=r"special ids \(pad, unk, bos, eos\) are \(-1, 0, 1, 2\)"):
+        SubwordVocabulary(model)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SubwordVocabulary(tmp_path / "missing.model")
+
+
+def test_subword_vocabulary_training_errors(tmp_path):
     with pytest.raises(DataError, match="empty corpus"):
-        train_sentencepiece([], tmp_path / "m", 200)
+        SubwordVocabulary.train([], tmp_path / "m.model", 200)
     with pytest.raises(DataError, match="model_type must be unigram or bpe, got 'word'"):
-        train_sentencepiece(["a b"], tmp_path / "m", 200, model_type="word")
-    with pytest.raises(DataError, match="could not train a 10-piece unigram model"):
-        train_sentencepiece(KJV_EXCERPT.read_text().splitlines(), tmp_path / "m", 10)
-
-
-def test_train_sentencepiece_too_small_says_raise_it(tmp_path):
-    with pytest.raises(DataError) as error:
-        train_sentencepiece(KJV_EXCERPT.read_text().splitlines(), tmp_path / "m", 10)
+        SubwordVocabulary.train(["a b"], tmp_path / "m.model", 200, model_type="word")
+    with pytest.raises(DataError, match="could not train a 10-piece unigram model") as error:
+        SubwordVocabulary.train(KJV_EXCERPT.read_text().splitlines(), tmp_path / "m.model", 10)
     assert "Lower the subword vocabulary size" not in str(error.value)
+    assert not (tmp_path / "m.model").exists()
 
 
 def test_folder_with_only_some_split_files_is_refused(tmp_path):

@@ -1,14 +1,22 @@
 """Config loading: YAML + key=value overrides, typed, unknown keys rejected."""
 
 import dataclasses
+from typing import Literal
 
 import pytest
 
-from dlsuite.shared.config import ConfigError, config_to_yaml, load_config, option
+from dlsuite.shared.config import (
+    Config,
+    ConfigError,
+    config_to_yaml,
+    describe_fields,
+    load_config,
+    option,
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class Example:
+class Example(Config):
     epochs: int = option(3, "passes")
     rate: float = option(0.1, "learning rate")
     name: str = option("digits", "data")
@@ -65,3 +73,41 @@ def test_bad_yaml_files(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(Example(), bad)
+
+
+@dataclasses.dataclass(frozen=True)
+class WithChoices(Config):
+    kind: Literal["gcn", "lcn"] = option("gcn", "normalization")
+    size: int = option(8, "image size")
+
+    def validate(self):
+        if self.size < 1:
+            raise ConfigError("size must be >= 1")
+
+
+def test_choices_are_written_once_in_the_type_and_shown_in_help():
+    assert load_config(WithChoices(), None, ["kind=lcn"]).kind == "lcn"
+    with pytest.raises(ConfigError, match=r"'kind' must be one of \['gcn', 'lcn'\], got 'dog'"):
+        load_config(WithChoices(), None, ["kind=dog"])
+    assert "kind = 'gcn'  gcn | lcn: normalization" in describe_fields(WithChoices)
+
+
+def test_every_way_of_making_a_config_validates_it():
+    """Issue 12: `validate` ran only on the override path; `dataclasses.replace` skipped it."""
+    with pytest.raises(ConfigError, match="size must be >= 1"):
+        dataclasses.replace(WithChoices(), size=0)
+    with pytest.raises(ConfigError, match="'kind' must be one of"):
+        dataclasses.replace(WithChoices(), kind="dog")
+    with pytest.raises(ConfigError, match="size must be >= 1"):
+        WithChoices(size=-1)
+
+
+def test_every_app_config_checks_itself_on_replace():
+    from dlsuite.apps.cli import APPS
+
+    for app in APPS.values():
+        config = app.config_class()
+        with pytest.raises(ConfigError, match="strategy"):
+            dataclasses.replace(config, strategy="everywhere")
+        with pytest.raises(ConfigError, match="epochs"):
+            dataclasses.replace(config, epochs=0)

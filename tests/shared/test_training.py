@@ -1,5 +1,6 @@
 """The shared fit loop: NaN losses stop with an explanation; a killed run resumes."""
 
+import dataclasses
 import os
 import re
 import signal
@@ -13,7 +14,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dlsuite.shared.training import NaNLossError, fit_in_run_dir, save_model_atomic
+from dlsuite.shared.training import (
+    NaNLossError,
+    TrainConfig,
+    fit_in_run_dir,
+    fit_model,
+    save_model_atomic,
+    steps_per_epoch,
+)
 
 
 def test_nan_loss_raises_a_clear_error(tmp_path):
@@ -94,3 +102,65 @@ def test_multi_worker_fit_is_refused_with_an_explanation(tmp_path):
     done = subprocess.run([sys.executable, "-c", "import sys\n" + MULTI_WORKER_FIT, str(tmp_path)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert "REFUSED" in done.stdout and "keras-team/keras#20585" in done.stdout, done.stderr[-2000:]
+
+
+# === fit_model: the one compile-and-fit of every app ===
+@dataclasses.dataclass(frozen=True)
+class _Cfg(TrainConfig):
+    pass
+
+
+def _bucketed_dataset():
+    """Sentences of mixed length, bucketed: 40 examples, 3 buckets, batch 8 -> more than 40 // 8 batches."""
+    from dlsuite.pipelines.batching import bucket_by_length
+
+    lengths = [3] * 13 + [9] * 14 + [20] * 13
+    x = tf.ragged.constant([np.ones(n, np.float32) for n in lengths])
+    ds = tf.data.Dataset.from_tensor_slices((x, np.ones(len(lengths), np.float32)))
+    ds = ds.map(lambda seq, y: (seq, y))
+    ds = bucket_by_length(ds, lambda seq, y: tf.shape(seq)[0], lengths, 8, [5, 12])
+    return ds.map(lambda seq, y: (tf.reduce_mean(seq, axis=1, keepdims=True), y)), lengths
+
+
+def test_bucketed_datasets_know_their_batch_count():
+    ds, lengths = _bucketed_dataset()
+    counted = sum(1 for _ in ds)
+    assert int(ds.cardinality()) == counted == 2 + 2 + 2  # ceil(13/8) + ceil(14/8) + ceil(13/8)
+    assert counted > len(lengths) // 8  # what the language and speech schedules used to count
+    assert steps_per_epoch(ds) == counted
+
+
+def test_the_schedule_spans_every_step_of_training(tmp_path):
+    """Issue 12: the cosine schedule reached zero before the last batches; now it ends at the last step."""
+    ds, _ = _bucketed_dataset()
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    config = _Cfg(epochs=3, learning_rate=0.1, warmup_fraction=0.0)
+    figures = fit_model(model, config, ds, None, tmp_path, loss="mse")
+    steps = int(model.optimizer.iterations.numpy())
+    assert steps == 3 * figures["steps_per_epoch"] == 18
+    lr = model.optimizer._learning_rate
+    assert float(lr(steps - 1)) > 0.0  # still learning at the last step
+    assert float(lr(steps)) == pytest.approx(0.0, abs=1e-9)
+    assert (tmp_path / "model.keras").is_file()
+
+
+def test_compile_gets_jit_compile_and_steps_per_execution(tmp_path):
+    """Issue 12: translation's compile dropped both settings; fit_model passes them for every app."""
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(8)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    fit_model(model, _Cfg(epochs=1, steps_per_execution=2, jit_compile=True), ds, None, tmp_path, loss="mse")
+    assert model.jit_compile is True and model.steps_per_execution == 2
+
+
+def test_ema_weights_are_applied_once(tmp_path):
+    """Issue 12: apps called finalize_variable_values after fit, which Keras' fit already does.
+    After fit_model the model holds the EMA average, not an average applied on top of it."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, x @ np.array([[1.0], [-2.0], [0.5]], np.float32))).batch(8)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    fit_model(model, _Cfg(epochs=2, ema_momentum=0.9, optimizer="sgd", learning_rate=0.05), ds, None, tmp_path,
+              loss="mse")
+    averages = model.optimizer._model_variables_moving_average
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        np.testing.assert_allclose(variable.numpy(), average.numpy())

@@ -1,5 +1,7 @@
 """Vocabulary output layers (eqs. 12.8-12.19) against direct NumPy versions of the formulas."""
 
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -460,13 +462,19 @@ def test_saved_model_reproduces_log_probs(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", OUTPUT_KINDS)
 def test_config_round_trip_reproduces_outputs(kind):
+    """The config holds every constructor argument but the |V| counts, which the layer gets back
+    from a .keras file's assets (or, here, set_counts)."""
     layer = make(kind)
     config = layer.get_config()
-    if "counts" in config:
-        assert isinstance(config["counts"], list) and config["counts"] == COUNTS.tolist()
+    assert "counts" not in config
     clone = type(layer).from_config(config)
     clone.build((None, H))
     clone.set_weights(layer.get_weights())
+    if getattr(layer, "counts", None) is not None:
+        assert clone.counts is None
+        with pytest.raises(ValueError, match="has no unigram counts"):
+            clone.training_loss(*inputs())
+        clone.set_counts(layer.counts)
     assert clone.get_config() == config
     hidden, targets = inputs()
     targets = np.minimum(targets, SHORTLIST - 1) if kind == "shortlist" else targets
@@ -478,11 +486,16 @@ def test_config_round_trip_reproduces_outputs(kind):
     )
 
 
-def test_keras_file_round_trip(tmp_path):
+@pytest.mark.parametrize("kind", ["hierarchical_classes", "huffman", "sampled"])
+def test_keras_file_round_trip(tmp_path, kind):
+    """The counts travel as an asset: the reloaded layer has the same tree / proposal."""
     hidden_in = keras.Input((H,))
-    model = keras.Model(hidden_in, make("huffman")(hidden_in))
+    model = keras.Model(hidden_in, make(kind)(hidden_in))
     model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        assert "counts" not in archive.read("config.json").decode()
     loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.layers[-1].counts, model.layers[-1].counts)
     hidden = inputs((4,))[0]
     np.testing.assert_allclose(
         loaded.predict(hidden, verbose=0), model.predict(hidden, verbose=0), atol=1e-6
@@ -540,5 +553,10 @@ def test_bad_arguments_are_rejected():
         ValueError, match="valid kinds: full, shortlist, hierarchical_classes, huffman, sampled"
     ):
         make_vocabulary_output("softmax9", V, COUNTS)
-    with pytest.raises(ValueError, match="needs counts"):
-        make_vocabulary_output("huffman", V)
+    waiting = make_vocabulary_output("huffman", V, hidden_size=H)  # counts to come (set_counts)
+    with pytest.raises(ValueError, match="has no unigram counts: pass counts"):
+        waiting.log_prob(*inputs())
+    with pytest.raises(ValueError, match="has no unigram counts"):
+        make_vocabulary_output("sampled", V, hidden_size=H).training_loss(*inputs())
+    with pytest.raises(ValueError, match="counts must hold one unigram count per word id"):
+        waiting.set_counts(COUNTS[:-1])

@@ -1,0 +1,299 @@
+"""The app contract: what every dlsuite app provides, and the commands written once on top of it.
+
+An app is one folder, `apps/<app>/`, whose `app.py` subclasses `App` and fills in the methods
+under "The app's part"; `apps/cli.py` lists an instance of it in `APPS` (one line). Everything
+the apps do alike is written here, once: the resolved config of a command (a trained run's own
+config under `--from`, with `key=value` overrides checked against what the model fixes), run
+folders and resuming a killed command, `metrics.json`, the files a fine-tuned run keeps from its
+source, telling file inputs from text inputs, the export checked against the Keras model, and the
+main job's row. Compile and fit live in `shared/training.fit_model`.
+
+From the command line to the model in three calls an editor can follow:
+
+    dlsuite vision train  ->  cli.main  ->  App.run  ->  VisionApp.train_and_evaluate  ->  build_model
+
+Every app's commands take the same options and return the same kind of result:
+
+    train | finetune | evaluate   a new run folder; its metrics (also in metrics.json) and "run_dir"
+    predict                      one dict per input, its first key "input"
+    export                       {"export_dir", "export_max_gap", "export_agrees"}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from dlsuite.shared.config import ConfigError, load_config
+from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
+from dlsuite.shared.training import TrainConfig, load_run_model
+
+COMMANDS = ("train", "evaluate", "finetune", "predict", "export")
+FROM_COMMANDS = ("evaluate", "finetune", "predict", "export")  # the commands on a trained run
+
+
+class ExportMismatchError(RuntimeError):
+    """The exported SavedModel answers differently from the in-memory Keras model."""
+
+
+@dataclasses.dataclass
+class ExportProbe:
+    """One call of an exported signature and what the in-memory Keras model answers to it.
+
+    Attributes:
+        inputs: dict of str -> np.ndarray. The signature's keyword arguments (raw inputs).
+        expected: dict of str -> np.ndarray. Output name -> the Keras model's answer.
+        tolerance: float. Largest |difference| allowed in float outputs; other outputs must be equal.
+        signature: str. The signature to call. Defaults to "serving_default".
+        imports: tuple of str. Modules a plain-TensorFlow process imports before loading the export
+            (tensorflow_text registers the sentencepiece ops).
+    """
+
+    inputs: dict
+    expected: dict
+    tolerance: float = 1e-4
+    signature: str = "serving_default"
+    imports: tuple[str, ...] = ()
+
+
+def call_export(export_dir: str | Path, probe: ExportProbe) -> dict[str, np.ndarray]:
+    """The exported signature's answer to the probe's inputs (plain TensorFlow, no Keras model)."""
+    import tensorflow as tf
+
+    for module in probe.imports:
+        importlib.import_module(module)
+    signature = tf.saved_model.load(str(export_dir)).signatures[probe.signature]
+    outputs = signature(**{name: tf.constant(value) for name, value in probe.inputs.items()})
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def compare_outputs(probe: ExportProbe, outputs: dict) -> dict:
+    """{"export_max_gap": largest |float difference|, "export_agrees": within tolerance and all
+    non-float outputs (labels, transcripts, translations) equal}."""
+    gap, same = 0.0, True
+    for name, want in probe.expected.items():
+        want, got = np.asarray(want), np.asarray(outputs[name])
+        if want.shape != got.shape:
+            return {"export_max_gap": float("inf"), "export_agrees": False}
+        if want.dtype.kind in "fc":
+            gap = max(gap, float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0)
+        else:
+            same &= [_text(x) for x in want.ravel()] == [_text(x) for x in got.ravel()]
+    return {"export_max_gap": gap, "export_agrees": bool(same and gap <= probe.tolerance)}
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def run_folder(source: str | Path) -> Path:
+    """The run folder of `--from`: the folder itself, or the folder holding a given model file."""
+    path = Path(source)
+    return path if path.is_dir() else path.parent
+
+
+def is_existing_file(text: str) -> bool:
+    """Whether a command-line input names a file. A sentence is no file name, however long: the
+    operating system refuses names over 255 bytes (OSError), which here just means "text"."""
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def read_inputs(items: list[str], kind: Literal["files", "text"]) -> list[str]:
+    """predict's inputs, told apart the same way in every app.
+
+    "files" (images, audio): every item must be an existing file. "text" (sentences): an item that
+    is an existing file gives one input per line; any other item is itself an input.
+    """
+    if kind == "files":
+        missing = [item for item in items if not is_existing_file(item)]
+        if missing:
+            shown = missing[0] if len(missing[0]) <= 80 else missing[0][:77] + "..."
+            raise FileNotFoundError(f"No such file: '{shown}' ({len(missing)} of {len(items)} inputs missing). "
+                                    "predict takes the paths of input files.")
+        return list(items)
+    texts = []
+    for item in items:
+        if not is_existing_file(item):
+            texts.append(item)
+            continue
+        try:
+            texts.extend(Path(item).expanduser().read_text(encoding="utf-8").splitlines())
+        except UnicodeDecodeError as err:
+            raise ValueError(f"'{item}' is not UTF-8 text ({err.reason} at byte {err.start}); "
+                             "save it as UTF-8 or pass the sentences themselves.") from None
+    return texts
+
+
+class App:
+    """The contract every app fills, and the commands built on it (see the module docstring).
+
+    Class attributes an app sets:
+        name: str. The app's name on the command line and in run folders.
+        config_class: type. Its config dataclass (a `TrainConfig`; `config_class.MODEL_FIELDS`
+            names the settings a trained model fixes).
+        inputs_are: "files" or "text". What `predict` takes (see `read_inputs`).
+        kept_files: tuple of str. Files of a run that a fine-tuned run copies from its source
+            (vocabularies, the fusion LM), so it is complete on its own.
+        extra_commands: tuple of str. Commands beyond COMMANDS, run by `run_extra`.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[TrainConfig]]
+    inputs_are: ClassVar[Literal["files", "text"]] = "files"
+    kept_files: ClassVar[tuple[str, ...]] = ()
+    extra_commands: ClassVar[tuple[str, ...]] = ()
+
+    # === The app's part ===
+    def quick(self) -> TrainConfig:
+        """The main job's setting (minutes on 2 CPU cores)."""
+        raise NotImplementedError
+
+    def smoke_config(self, workdir: Path) -> TrainConfig:
+        """The smallest setting that runs every command in seconds, on data written into `workdir`
+        (the conformance test runs it; so can a user checking an installation)."""
+        raise NotImplementedError
+
+    def smoke_inputs(self, workdir: Path) -> list[str]:
+        """predict's inputs for a smoke run: file paths written into `workdir`, or sentences."""
+        raise NotImplementedError
+
+    def train_and_evaluate(self, config, run_dir: Path) -> dict:
+        """Trains from scratch in `run_dir`, saves model.keras, returns the test metrics."""
+        raise NotImplementedError
+
+    def evaluate(self, config, run_dir: Path, source: Path) -> dict:
+        """Metrics of the trained run `source` on the test split of `config`'s data."""
+        raise NotImplementedError
+
+    def finetune(self, config, run_dir: Path, source: Path) -> dict:
+        """Continues training `source`'s model on `config`'s data; metrics before and after."""
+        raise NotImplementedError
+
+    def predict(self, config, source: Path, inputs: list[str]) -> list[dict]:
+        """One dict per raw input (first key "input") with the trained model's answer."""
+        raise NotImplementedError
+
+    def export(self, config, source: Path, export_dir: Path) -> None:
+        """Writes the SavedModel of `source` (raw inputs in, answers out) to `export_dir`."""
+        raise NotImplementedError
+
+    def export_probe(self, config, source: Path) -> ExportProbe:
+        """A few raw inputs for the export and the Keras model's answers to them."""
+        raise NotImplementedError
+
+    def summary(self, metrics: dict) -> dict:
+        """The main job's rows (name -> number) from a training run's metrics."""
+        return {k: v for k, v in metrics.items() if k.startswith("test_")}
+
+    def run_extra(self, command: str, config, run_dir: Path) -> dict:
+        """An app's own command (`extra_commands`) in a new run folder; returns its results."""
+        raise ValueError(f"Unknown {self.name} command '{command}'.")
+
+    def main_job_extras(self, config) -> dict:
+        """More rows for the main job beyond train + export (vision: its robustness experiment)."""
+        return {}
+
+    # === Written once for every app ===
+    def load_model(self, source: str | Path):
+        return load_run_model(source, self.name)
+
+    def trained_config(self, source: str | Path) -> TrainConfig:
+        """The resolved config a run was made with (its config.yaml), or the defaults without one."""
+        path = run_folder(source) / "config.yaml"
+        return load_config(self.config_class(), path) if path.is_file() else self.config_class()
+
+    def resolve_config(self, command: str, source: str | None = None, config_file: str | None = None,
+                       overrides: list[str] = (), quick: bool = False) -> TrainConfig:
+        """A command's config: the defaults (or the quick preset) for `train`; the trained run's own
+        config for the commands on a run. Then the YAML file, then `key=value` overrides. A setting
+        the trained model fixes (`MODEL_FIELDS`: its size, its vocabulary) cannot be overridden on
+        a trained run: that is an error naming the key, never a silently ignored value."""
+        if command not in FROM_COMMANDS or not source:
+            return load_config(self.quick() if quick else self.config_class(), config_file, overrides)
+        if quick:
+            raise ConfigError(f"--quick chooses a new model's settings; '{command} --from' uses the trained run's.")
+        trained = self.trained_config(source)
+        config = load_config(trained, config_file, overrides)
+        for key in getattr(self.config_class, "MODEL_FIELDS", ()):
+            if getattr(config, key) != getattr(trained, key):
+                raise ConfigError(
+                    f"'{key}' is fixed by the trained model in {run_folder(source)} ({getattr(trained, key)!r}); "
+                    f"'{command}' cannot change it to {getattr(config, key)!r}. Train a new model for that.")
+        return config
+
+    def run(self, command: str, config, source: str | Path | None = None, inputs: list[str] = ()):
+        """Runs one command; see the module docstring for what each returns."""
+        if command in FROM_COMMANDS:
+            source = self._checked_source(command, source)
+        if command == "predict":
+            if not inputs:
+                raise ValueError(f"'dlsuite {self.name} predict' needs inputs after the options "
+                                 f"({'file paths' if self.inputs_are == 'files' else 'sentences or text files'}).")
+            return self.predict(config, source, read_inputs(list(inputs), self.inputs_are))
+        if command == "export":
+            return self.export_checked(config, source)
+        if command not in COMMANDS + self.extra_commands:
+            raise ValueError(f"Unknown {self.name} command '{command}'. Choose one of "
+                             f"{', '.join(COMMANDS + self.extra_commands)}.")
+        run_dir = create_run_dir(config.run_root, self.name, command, config, source=source)
+        if command == "train":
+            metrics = self.train_and_evaluate(config, run_dir)
+        elif command == "finetune":
+            self._copy_kept_files(source, run_dir)
+            metrics = self.finetune(config, run_dir, source) | {"finetuned_from": str(source)}
+        elif command == "evaluate":
+            metrics = self.evaluate(config, run_dir, source) | {"model": str(source)}
+        else:
+            metrics = self.run_extra(command, config, run_dir)
+        write_metrics(run_dir, metrics)
+        return metrics | {"run_dir": str(run_dir)}
+
+    def export_checked(self, config, source: Path, export_dir: str | Path | None = None) -> dict:
+        """Exports into a temporary folder, checks its answers against the Keras model's, then
+        moves it into place (`<run>/export`): a failed or wrong export never replaces a good one."""
+        final = Path(export_dir) if export_dir else run_folder(source) / "export"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
+        try:
+            self.export(config, source, staging / "export")
+            probe = self.export_probe(config, source)
+            check = compare_outputs(probe, call_export(staging / "export", probe))
+            if not check["export_agrees"]:
+                raise ExportMismatchError(
+                    f"The exported model answers differently from the Keras model (largest gap "
+                    f"{check['export_max_gap']:.3g}, tolerance {probe.tolerance:g}); nothing was written to {final}. "
+                    "Please report this with the run folder.")
+            replace_dir(staging / "export", final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {"export_dir": str(final), **check}
+
+    def main_job(self, run_root: str | Path) -> dict:
+        """This app's part of `dlsuite all`: the quick setting trained, exported and checked."""
+        config = dataclasses.replace(self.quick(), run_root=str(run_root))
+        metrics = self.run("train", config)
+        exported = self.run("export", config, source=metrics["run_dir"])
+        rows = {**self.summary(metrics), "export max gap": exported["export_max_gap"],
+                "export agrees": float(exported["export_agrees"]), **self.main_job_extras(config)}
+        return {"run_dir": metrics["run_dir"], "export_dir": exported["export_dir"], "metrics": rows}
+
+    def _checked_source(self, command: str, source) -> Path:
+        if not source:
+            raise ValueError(f"'dlsuite {self.name} {command}' needs --from <run folder or model.keras>.")
+        if not Path(source).exists():
+            raise FileNotFoundError(f"--from {source}: no such run folder or file.")
+        return Path(source)
+
+    def _copy_kept_files(self, source: Path, run_dir: Path) -> None:
+        for name in self.kept_files:
+            if (run_folder(source) / name).is_file():
+                shutil.copy2(run_folder(source) / name, run_dir / name)

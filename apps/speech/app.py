@@ -1,0 +1,111 @@
+"""The speech app: CTC speech recognition with n-gram LM fusion in beam search.
+
+    dlsuite speech train                        # -> runs/speech/<time>-train/
+    dlsuite speech train data=folder:my_audio/ lm=my.arpa
+    dlsuite speech finetune --from runs/speech/<run>          # adapt to the held-out voices
+    dlsuite speech evaluate --from runs/speech/<run>
+    dlsuite speech predict --from runs/speech/<run> a.wav b.flac
+    dlsuite speech export --from runs/speech/<run>
+
+`train_and_evaluate` is the whole story: corpus, features, CTC training, then test CER/WER of
+greedy decoding, beam search, and beam search fused with an n-gram LM whose weights (alpha, beta)
+are tuned on the validation split. `SpeechApp` fills the app contract (apps/app.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dlsuite.apps.app import App, ExportProbe, run_folder
+from dlsuite.apps.speech import export, inference, train
+from dlsuite.apps.speech.audio import SAMPLE_RATE
+from dlsuite.apps.speech.config import SpeechConfig, quick
+from dlsuite.apps.speech.model import build_speech_model
+from dlsuite.apps.speech.transcripts import ALPHABET
+from dlsuite.shared.runs import atomic_write_json
+from dlsuite.shared.training import set_up
+
+
+class SpeechApp(App):
+    name = "speech"
+    config_class = SpeechConfig
+    inputs_are = "files"
+    kept_files = ("lm.arpa", "fusion.json")
+
+    def quick(self) -> SpeechConfig:
+        return quick()
+
+    def smoke_config(self, workdir: Path) -> SpeechConfig:
+        return dataclasses.replace(SpeechConfig(), run_root=str(Path(workdir) / "runs"),
+                                   cache_dir=str(Path(workdir) / "cache"), num_sentences=20, epochs=1, batch_size=8,
+                                   rnn_units=16, rnn_layers=1, conv_filters=4, lm_text="none", beam_width=4,
+                                   adapt_minutes=0.2)
+
+    def smoke_inputs(self, workdir: Path) -> list[str]:
+        path = Path(workdir) / "probe.wav"
+        sf.write(path, probe_waveform(), SAMPLE_RATE)
+        return [str(path)]
+
+    # === Commands ===
+    def train_and_evaluate(self, config: SpeechConfig, run_dir: Path) -> dict:
+        strategy, batch = set_up(config)
+        splits, examples = train.prepare(config, run_dir)
+        lm = train.build_lm(config, splits, run_dir)
+        with strategy.scope():
+            model = build_speech_model(config, examples["train"].features[0].shape[1], len(ALPHABET))
+        metrics = train.fit(model, config, examples["train"], examples["valid"], batch, run_dir)
+        fusion = inference.tune(model, examples["valid"], config, lm)
+        if fusion:
+            atomic_write_json(run_dir / "fusion.json", fusion)
+            metrics |= {"lm_alpha": fusion["alpha"], "lm_beta": fusion["beta"]}
+        return metrics | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+
+    def evaluate(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
+        """Test CER/WER of a trained run (its model and LM) on `config.data`; alpha and beta are tuned
+        again on that data's validation split (with this config's lm_lexicon and beam_width)."""
+        set_up(config)
+        _, examples = train.prepare(config, run_dir, ("valid", "test"))
+        lm, model = inference.load_lm(run_folder(source)), self.load_model(source)
+        fusion = inference.tune(model, examples["valid"], config, lm)
+        if fusion:
+            atomic_write_json(run_dir / "fusion.json", fusion)
+        return inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+
+    def finetune(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
+        """Adapts a trained model to new voices (train.adaptation_set); test CER/WER before and after
+        with the source run's LM and weights (kept in this run)."""
+        strategy, batch = set_up(config)
+        splits, examples = train.prepare(config, run_dir, ("valid", "test"))
+        adapt = train.adaptation_set(splits, config)
+        lm, fusion = inference.load_lm(run_dir), inference.read_fusion(run_dir)
+        with strategy.scope():
+            model = self.load_model(source)
+        before = inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir, prefix="before")
+        metrics = train.fit(model, config, adapt, examples["valid"], batch, run_dir)
+        metrics |= before | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        return metrics | {"adapt_utterances": len(adapt),
+                          "adapt_minutes": round(sum(u.duration for u in adapt.utterances) / 60, 2)}
+
+    def predict(self, config: SpeechConfig, source: Path, inputs: list[str]) -> list[dict]:
+        lm, fusion = inference.load_lm(run_folder(source)), inference.read_fusion(run_folder(source))
+        return inference.transcribe_files(self.load_model(source), lm, fusion, config, inputs)
+
+    def export(self, config: SpeechConfig, source: Path, export_dir: Path) -> None:
+        export.export_serving_model(self.load_model(source), config, export_dir)
+
+    def export_probe(self, config: SpeechConfig, source: Path) -> ExportProbe:
+        return export.probe(self.load_model(source), config, probe_waveform())
+
+    def summary(self, metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if k.startswith(("test_", "lm_"))}
+
+
+def probe_waveform(seconds: float = 1.5, seed: int = 0) -> np.ndarray:
+    """A fixed 16 kHz test signal (a chirp in noise) for checking exports without any data."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    chirp = 0.3 * np.sin(2 * np.pi * (200 + 900 * t) * t)
+    return (chirp + 0.02 * np.random.default_rng(seed).standard_normal(len(t))).astype(np.float32)
