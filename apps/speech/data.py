@@ -114,8 +114,8 @@ def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: i
     ds = ds.map(lambda f, y: (f, tf.shape(f)[0], y, tf.shape(y)[0])).cache()
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
-    if ordered:
-        ds = ds.padded_batch(batch_size)
+    if ordered:  # inference order; a known number of batches, like the bucketed training batches
+        ds = ds.padded_batch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-len(data) // batch_size)))
     else:
         longest_label = max(len(y) for y in data.labels)
         ds = bucket_by_length(ds, lambda f, n, y, m: n, [len(f) for f in data.features], batch_size,
