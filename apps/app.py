@@ -31,6 +31,8 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from dlsuite.shared.config import ConfigError, load_config
+from dlsuite.shared.distribute import is_chief
+from dlsuite.shared.multi_worker import remove_worker_run
 from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
 from dlsuite.shared.training import TrainConfig, load_run_model
 
@@ -255,6 +257,8 @@ class App:
         else:
             metrics = self.run_extra(command, config, run_dir)
         write_metrics(run_dir, metrics)
+        if not is_chief():  # a multi-worker job: the chief's folder is the run (shared/multi_worker.py)
+            remove_worker_run(run_dir)
         return metrics | {"run_dir": str(run_dir)}
 
     def export_checked(self, config, source: Path, export_dir: str | Path | None = None) -> dict:

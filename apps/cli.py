@@ -7,6 +7,7 @@
     dlsuite vision predict --from runs/vision/<run> a.png b.jpg
     dlsuite vision export --from runs/vision/<run>
     dlsuite all                                   # the main job: every app, quick settings
+    dlsuite launch --workers 2 -- vision train    # a multi-worker job on this machine
 
 Apps are listed in one plain dict below: a name and an instance of the app's `App` subclass
 (apps/app.py is the contract). From here a reader reaches the model in three calls:
@@ -101,7 +102,7 @@ def run_all(argv: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = f"usage: dlsuite {{{','.join(APPS)},all}} <command> [--help]\n\n" + __doc__
+    usage = f"usage: dlsuite {{{','.join(APPS)},all,launch}} <command> [--help]\n\n" + __doc__
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0
@@ -110,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         if app == "all":
             run_all(rest)
             return 0
+        if app == "launch":  # a multi-worker job on this machine (apps/launch.py)
+            from dlsuite.apps import launch
+
+            return launch.main(rest)
         if app not in APPS:
-            print(f"Unknown app '{app}'. Choose one of: {', '.join(APPS)}, all.", file=sys.stderr)
+            print(f"Unknown app '{app}'. Choose one of: {', '.join(APPS)}, all, launch.", file=sys.stderr)
             return 2
         result = APPS[app].run(*parse_command_line(APPS[app], rest))
     except (ConfigError, FileNotFoundError, ValueError, ExportMismatchError, NaNLossError) as err:

@@ -22,13 +22,15 @@ STRATEGIES = typing.get_args(StrategyName)
 PRECISIONS = typing.get_args(PrecisionName)
 
 
-def make_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
+def make_strategy(name: str = "auto", tpu: str | None = None, timeout_seconds: float = 300) -> tf.distribute.Strategy:
     """Returns the tf.distribute strategy a user asked for by name.
 
     Args:
         name: str. One of "auto", "default", "mirrored", "tpu", "multi_worker".
         tpu: str or None. TPU name or grpc address for "tpu"; falls back to the
             `TPU_NAME` environment variable, then to a local TPU.
+        timeout_seconds: float. multi_worker: how long a collective waits for the other
+            workers before it fails (a dead or unreachable worker is an error, not a hang).
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy '{name}'. Choose one of {', '.join(STRATEGIES)}.")
@@ -49,15 +51,10 @@ def make_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.S
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    # multi_worker: the cluster comes from TF_CONFIG, which every worker sets.
-    if "TF_CONFIG" not in os.environ:
-        raise ValueError(
-            "strategy=multi_worker needs the TF_CONFIG environment variable "
-            '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-            '"task": {"type": "worker", "index": 0}}).'
-        )
-    json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # multi_worker: the cluster comes from TF_CONFIG, which every worker sets (shared/multi_worker.py).
+    from dlsuite.shared.multi_worker import make_multi_worker_strategy
+
+    return make_multi_worker_strategy(timeout_seconds)
 
 
 def global_batch_size(per_replica_batch_size: int, strategy: tf.distribute.Strategy) -> int:

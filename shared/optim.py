@@ -14,7 +14,7 @@ from typing import Literal
 
 import keras
 
-from dlsuite.shared.config import Config, option
+from dlsuite.shared.config import Config, option, require
 
 OptimizerName = Literal["sgd", "rmsprop", "adam", "adamw", "lazy_adam"]
 ScheduleName = Literal["constant", "warmup_cosine", "exponential"]
@@ -37,6 +37,10 @@ class OptimizerConfig(Config):
     clipnorm: float = option(0.0, "clip each gradient to this norm (0 = off)")
     global_clipnorm: float = option(0.0, "clip all gradients jointly to this norm (0 = off)")
     ema_momentum: float = option(0.0, "Polyak/EMA weight averaging momentum (0 = off)")
+    gradient_accumulation_steps: int = option(1, "update once per this many batches with their mean gradient (1 = off)")
+
+    def validate(self) -> None:
+        require([(self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be >= 1 (1 = off)")])
 
 
 def make_schedule(
@@ -86,6 +90,8 @@ def make_optimizer(config, total_steps: int, learning_rate: float | None = None)
         "global_clipnorm": config.global_clipnorm or None,
         "use_ema": config.ema_momentum > 0,
         "ema_momentum": config.ema_momentum or 0.99,
+        # Keras' own accumulation: k batches' mean gradient per update, k x the batch in memory of one.
+        "gradient_accumulation_steps": config.gradient_accumulation_steps if config.gradient_accumulation_steps > 1 else None,
     }
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(

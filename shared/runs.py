@@ -126,9 +126,12 @@ def create_run_dir(root: str | Path, app: str, command: str, config: Any, resume
     from dlsuite.shared.distribute import is_chief
 
     if not is_chief():
-        # Multi-worker training: every worker runs the same command, but only the
-        # chief owns the run folder; the others write to a throw-away folder.
-        root = tempfile.mkdtemp(prefix="dlsuite-worker-")
+        # Multi-worker training: every worker runs the same command, but only the chief owns the
+        # run folder; the others keep theirs under <root>/.workers/<task>/, the same folder after
+        # a restart (so they resume with the chief), removed once the command has finished.
+        from dlsuite.shared.multi_worker import worker_run_root
+
+        root = worker_run_root(root)
     app_dir = Path(root) / app
     if resume:
         existing = find_unfinished_run(app_dir, config_yaml, record)

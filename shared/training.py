@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from dlsuite.shared.config import option, require
@@ -37,14 +38,17 @@ class TrainConfig(OptimizerConfig):
     precision: PrecisionName = option("float32", "Keras dtype policy")
     jit_compile: bool = option(False, "compile train/eval steps with XLA")
     steps_per_execution: int = option(1, "train steps per tf.function call (fewer host round-trips)")
+    worker_timeout_seconds: float = option(300.0, "multi_worker: a step that waits longer for the other workers fails")
     seed: int = option(0, "random seed for data splits, shuffling and initialization")
     run_root: str = option("runs", "folder that holds one sub-folder per run")
 
     def validate(self) -> None:
+        super().validate()
         require([
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
+            (self.worker_timeout_seconds > 0, "worker_timeout_seconds must be > 0"),
             (self.learning_rate > 0, "learning_rate must be > 0"),
             (0 <= self.ema_momentum < 1, "ema_momentum must be in [0, 1)"),
         ])
@@ -56,7 +60,7 @@ def set_up(config: TrainConfig):
 
     keras.utils.set_random_seed(config.seed)
     distribute.set_precision(config.precision)
-    strategy = distribute.make_strategy(config.strategy)
+    strategy = distribute.make_strategy(config.strategy, timeout_seconds=config.worker_timeout_seconds)
     return strategy, distribute.global_batch_size(config.batch_size, strategy)
 
 
@@ -110,11 +114,9 @@ def fit_in_run_dir(model, train_ds, val_ds, epochs: int, run_dir: Path, extra_ca
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise NotImplementedError(
-            "strategy=multi_worker: Keras 3.15's model.fit fails under MultiWorkerMirroredStrategy "
-            "(keras-team/keras#20585, its all-reduce of the metrics). Use strategy=mirrored for the "
-            "GPUs of one machine; make_strategy('multi_worker') works in custom training loops."
-        )
+        from dlsuite.shared.multi_worker import enable_multi_worker_fit
+
+        enable_multi_worker_fit()  # mends Keras 3.15's fit under this strategy (keras-team/keras#20585)
     return model.fit(
         train_ds, validation_data=val_ds, epochs=epochs,
         callbacks=make_callbacks(run_dir, extra_callbacks), verbose=verbose,
@@ -162,7 +164,10 @@ def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, 
         raise RuntimeError("Training ran no steps; check the training split (too few examples for one batch?).")
     save_model_atomic(model, run_dir / "model.keras")
     figures = {"train_seconds": round(seconds, 2), "epochs_run": len(history.epoch), "steps_per_epoch": steps,
-               "parameters": int(model.count_params()), "final_loss": float(history.history["loss"][-1])}
+               "parameters": int(model.count_params()), "final_loss": float(history.history["loss"][-1]),
+               "loss_per_epoch": [float(x) for x in history.history["loss"]],
+               # sum |w| over the weights: workers of a multi-worker job must end with the same one
+               "weights_fingerprint": float(sum(np.abs(w).astype(np.float64).sum() for w in model.get_weights()))}
     if "val_loss" in history.history:
         figures["final_val_loss"] = float(history.history["val_loss"][-1])
     return figures

@@ -20,6 +20,7 @@ from keras import ops
 
 from dlsuite.pipelines.text import PAD_ID
 from dlsuite.shared.layers.vocabulary_outputs import make_vocabulary_output
+from dlsuite.shared.replicas import scale_loss_for_replicas
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -81,7 +82,7 @@ class LanguageModel(keras.Model):
         else:
             per_token = -self.vocabulary_output.log_prob(y_pred, y)
         loss = ops.sum(ops.cast(per_token, "float32") * weights) / total
-        return loss + (ops.sum(self.losses) if self.losses else 0.0)
+        return scale_loss_for_replicas(loss + (ops.sum(self.losses) if self.losses else 0.0))
 
     def log_prob(self, tokens, targets):
         """Exact natural-log P(target_t | tokens_<=t), [B, T] (shortlist: tail targets need the n-gram)."""

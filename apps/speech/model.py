@@ -22,6 +22,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from dlsuite.shared.replicas import scale_loss_for_replicas
+
 
 def output_lengths(frame_lengths, time_stride: int = 2):
     """Frames after the strided convolution ('same' padding): ceil(T / stride)."""
@@ -89,7 +91,8 @@ class SpeechRecognizer(keras.Model):
             layers.Conv2D(conv_filters, (7, 11), strides=(time_stride, 2), padding="same", use_bias=False, name="conv_1"),
             layers.Conv2D(conv_filters, (5, 7), strides=(1, 2), padding="same", use_bias=False, name="conv_2"),
         ]
-        self.norms = [layers.BatchNormalization(name=f"conv_norm_{i + 1}") for i in range(2)]
+        # synchronized: several replicas normalize with the global batch's statistics (as one device would)
+        self.norms = [layers.BatchNormalization(synchronized=True, name=f"conv_norm_{i + 1}") for i in range(2)]
         cell = layers.GRU if rnn == "gru" else layers.LSTM
         self.rnns = [layers.Bidirectional(cell(rnn_units, return_sequences=True), name=f"bi{rnn}_{i + 1}")
                      for i in range(rnn_layers)]
@@ -118,7 +121,7 @@ class SpeechRecognizer(keras.Model):
         """Mean CTC loss per utterance (natural log)."""
         loss = ops.ctc_loss(y["labels"], ops.cast(y_pred, "float32"), y["label_lengths"],
                             self.output_lengths(x["lengths"]), mask_index=0)
-        return ops.mean(loss) + (ops.sum(self.losses) if self.losses else 0.0)
+        return scale_loss_for_replicas(ops.mean(loss) + (ops.sum(self.losses) if self.losses else 0.0))
 
     def log_probs(self, features, lengths):
         """Per-frame log-probabilities [B, T', C] and their valid lengths [B] (inference mode)."""

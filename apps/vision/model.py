@@ -24,7 +24,9 @@ BN_MOMENTUM = 0.9
 
 # === Layers ===
 def batch_norm(name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+    # synchronized: with several replicas (strategy=mirrored|multi_worker) the batch statistics are those of
+    # the global batch, so N replicas train as one device on the global batch does (tested).
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=name)
 
 
 def build_augmentation(

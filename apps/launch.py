@@ -1,0 +1,123 @@
+"""`dlsuite launch`: a multi-worker job on this machine, to try `strategy=multi_worker` before a cluster.
+
+    dlsuite launch --workers 2 -- vision train --quick
+    dlsuite launch --workers 2 --timeout 600 -- language train epochs=2
+
+Starts one `dlsuite <app> <command> ...` process per worker on localhost, each with its
+`TF_CONFIG` (free 127.0.0.1 ports; worker 0 is the chief) and `strategy=multi_worker` unless the
+command names a strategy. The chief's output streams here; the other workers' goes to log files
+(their paths are printed). If any process fails, the others are stopped; after `--timeout`
+seconds all are stopped. Exits with the chief's status (or the failed worker's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+POLL_SECONDS = 0.5
+GRACE_SECONDS = 60  # how long the other workers may take to finish after the chief
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def worker_configs(workers: int) -> list[str]:
+    """TF_CONFIG of each worker of a localhost cluster (worker 0 is the chief)."""
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
+
+
+def worker_command(args: list[str]) -> list[str]:
+    if not any(a.startswith("strategy=") for a in args):
+        args = [*args, "strategy=multi_worker"]
+    return [sys.executable, "-m", "dlsuite.apps.cli", *args]
+
+
+def start_workers(args: list[str], workers: int, log_dir: Path) -> list[subprocess.Popen]:
+    procs = []
+    for index, tf_config in enumerate(worker_configs(workers)):
+        env = dict(os.environ, TF_CONFIG=tf_config)
+        if index == 0:
+            procs.append(subprocess.Popen(worker_command(args), env=env))
+            continue
+        log = open(log_dir / f"worker-{index}.log", "w")  # a file, not a pipe: a full pipe stalls a worker
+        procs.append(subprocess.Popen(worker_command(args), env=env, stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+        print(f"[launch] worker {index}: log {log_dir / f'worker-{index}.log'}", file=sys.stderr)
+    return procs
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to every running process, SIGKILL to those still there after 10 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def supervise(procs: list[subprocess.Popen], timeout: float | None) -> int:
+    """Waits for the job; returns the exit status the launcher should end with."""
+    deadline = time.monotonic() + timeout if timeout else None
+    chief_done_at = None
+    while True:
+        codes = [proc.poll() for proc in procs]
+        failed = next((i for i, code in enumerate(codes) if code not in (None, 0)), None)
+        if failed is not None:
+            print(f"[launch] worker {failed} exited with status {codes[failed]}; stopping the others.", file=sys.stderr)
+            stop(procs)
+            return codes[failed]
+        if all(code == 0 for code in codes):
+            return 0
+        now = time.monotonic()
+        if codes[0] == 0 and chief_done_at is None:
+            chief_done_at = now
+        if chief_done_at is not None and now - chief_done_at > GRACE_SECONDS:
+            print("[launch] the chief finished but a worker did not; stopping it.", file=sys.stderr)
+            stop(procs)
+            return 0
+        if deadline is not None and now > deadline:
+            print(f"[launch] the job ran past --timeout {timeout:g} s; stopping every worker.", file=sys.stderr)
+            stop(procs)
+            return 124
+        time.sleep(POLL_SECONDS)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dlsuite launch", description=__doc__.splitlines()[0],
+                                     usage="dlsuite launch --workers N [--timeout S] [--logs DIR] -- <app> <command> ...")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (>= 1)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop every worker after this many seconds")
+    parser.add_argument("--logs", default=None, help="folder for the non-chief workers' logs (default: a temporary one)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- <app> <command> [options] [key=value ...]")
+    ns = parser.parse_args(argv)
+    command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
+    if ns.workers < 1:
+        parser.error("--workers must be >= 1")
+    if len(command) < 2:
+        parser.error("give the app command after --, e.g. dlsuite launch --workers 2 -- vision train --quick")
+    log_dir = Path(ns.logs) if ns.logs else Path(tempfile.mkdtemp(prefix="dlsuite-launch-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = start_workers(command, ns.workers, log_dir)
+    try:
+        return supervise(procs, ns.timeout)
+    except KeyboardInterrupt:
+        stop(procs)
+        return 130
