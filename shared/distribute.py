@@ -29,8 +29,8 @@ def make_strategy(name: str = "auto", tpu: str | None = None, timeout_seconds: f
         name: str. One of "auto", "default", "mirrored", "tpu", "multi_worker".
         tpu: str or None. TPU name or grpc address for "tpu"; falls back to the
             `TPU_NAME` environment variable, then to a local TPU.
-        timeout_seconds: float. multi_worker: how long a collective waits for the other
-            workers before it fails (a dead or unreachable worker is an error, not a hang).
+        timeout_seconds: float. multi_worker: how long to wait for the cluster to form before
+            ending with an error naming the workers that did not answer (not a hang).
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy '{name}'. Choose one of {', '.join(STRATEGIES)}.")

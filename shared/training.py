@@ -38,7 +38,7 @@ class TrainConfig(OptimizerConfig):
     precision: PrecisionName = option("float32", "Keras dtype policy")
     jit_compile: bool = option(False, "compile train/eval steps with XLA")
     steps_per_execution: int = option(1, "train steps per tf.function call (fewer host round-trips)")
-    worker_timeout_seconds: float = option(300.0, "multi_worker: a step that waits longer for the other workers fails")
+    worker_timeout_seconds: float = option(300.0, "multi_worker: give up (with a message) if the cluster has not formed by then")
     seed: int = option(0, "random seed for data splits, shuffling and initialization")
     run_root: str = option("runs", "folder that holds one sub-folder per run")
 

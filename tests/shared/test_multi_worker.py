@@ -136,3 +136,48 @@ def test_launch_needs_a_command():
 
     with pytest.raises(SystemExit):
         launch.main(["--workers", "2"])
+
+
+def test_a_killed_worker_job_resumes_from_its_last_epoch(tmp_path):
+    """Kill worker 1 mid-training: the launcher stops the job; the same command again resumes every
+    worker from the last epoch's BackupAndRestore state, losing at most the epoch in flight."""
+    import re
+    import signal
+    import time
+
+    config = dataclasses.replace(_deterministic_smoke("vision", tmp_path, 16, tmp_path / "runs"), epochs=12,
+                                 classes=(), widths=(16,), image_size=12)
+    (tmp_path / "job.yaml").write_text(config_to_yaml(config))
+    command = [sys.executable, "-m", "dlsuite.apps.cli", "launch", "--workers", "2", "--timeout", str(LAUNCH_TIMEOUT),
+               "--logs", str(tmp_path / "logs"), "--", "vision", "train", "--config", str(tmp_path / "job.yaml")]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(tmp_path / "first.out", "w") as out:
+        first = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        backups = tmp_path / "runs" / ".workers" / "worker-1"
+        while time.monotonic() < deadline and first.poll() is None:
+            if list(backups.rglob("checkpoints/last.keras")):  # worker 1 has finished an epoch
+                break
+            time.sleep(0.2)
+        assert first.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
+        worker = next(int(p) for p in _worker_pids(first.pid))
+        os.kill(worker, signal.SIGKILL)
+        assert first.wait(timeout=LAUNCH_TIMEOUT) != 0
+    run_dirs = list((tmp_path / "runs" / "vision").iterdir())
+    assert len(run_dirs) == 1 and not (run_dirs[0] / "metrics.json").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT + 30, env=env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"Resuming unfinished run {run_dirs[0]}" in again.stdout
+    epochs = [int(n) for n in re.findall(r"^Epoch (\d+)/12", again.stdout, re.M)]
+    assert epochs and epochs[0] > 1 and epochs[-1] == 12, again.stdout[-2000:]
+    chief = _last_json(again.stdout)
+    worker_result = _last_json((tmp_path / "logs" / "worker-1.log").read_text())
+    assert chief["weights_fingerprint"] == pytest.approx(worker_result["weights_fingerprint"], rel=1e-6)
+    assert (run_dirs[0] / "metrics.json").is_file() and list((tmp_path / "runs" / "vision").iterdir()) == run_dirs
+
+
+def _worker_pids(launcher_pid: int) -> list[str]:
+    """The pids of the launcher's non-chief workers (its children after the first)."""
+    children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+    return children[1:]
