@@ -143,14 +143,19 @@ def assert_weights_close(a, b, atol=1e-5):
         np.testing.assert_allclose(wa, wb, atol=atol)
 
 
-def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
-    """Two CPU replicas at half the per-replica batch train exactly like one device."""
-    script, out = tmp_path / "mirrored.py", tmp_path / "out.json"
-    script.write_text(MIRRORED_SCRIPT)
+def run_script(tmp_path, source: str) -> dict:
+    """Runs a script (its own process: logical devices are set at start-up); returns its JSON."""
+    script, out = tmp_path / "script.py", tmp_path / "out.json"
+    script.write_text(source)
     proc = subprocess.run([sys.executable, str(script), str(out)], env=subprocess_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
+    """Two CPU replicas at half the per-replica batch train exactly like one device."""
+    result = run_script(tmp_path, MIRRORED_SCRIPT)
     single, mirrored = result["default"], result["mirrored"]
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
     assert len(single["losses"]) == len(mirrored["losses"]) == 8  # 2 epochs x 4 steps
@@ -162,12 +167,7 @@ def test_a_models_own_loss_is_scaled_for_replicas(tmp_path):
     """A model with its own compute_loss (language, speech) trains on 2 mirrored replicas as on one
     device once the loss is divided by the replicas; unscaled, its gradients are summed over the
     replicas (2x steps) and Keras reports the loss times the replicas."""
-    script, out = tmp_path / "own_loss.py", tmp_path / "out.json"
-    script.write_text(OWN_LOSS_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(out)], env=subprocess_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = run_script(tmp_path, OWN_LOSS_SCRIPT)
     single, mirrored = result["default scaled=True"], result["mirrored scaled=True"]
     np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
     assert_weights_close(mirrored["weights"], single["weights"])
