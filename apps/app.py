@@ -235,7 +235,7 @@ class App:
     def run(self, command: str, config, source: str | Path | None = None, inputs: list[str] = ()):
         """Runs one command; see the module docstring for what each returns."""
         if command in FROM_COMMANDS:
-            source = self._checked_source(command, source)
+            source = self.checked_source(command, source)
         if command == "predict":
             if not inputs:
                 raise ValueError(f"'dlsuite {self.name} predict' needs inputs after the options "
@@ -290,7 +290,8 @@ class App:
                 "export agrees": float(exported["export_agrees"]), **self.main_job_extras(config)}
         return {"run_dir": metrics["run_dir"], "export_dir": exported["export_dir"], "metrics": rows}
 
-    def _checked_source(self, command: str, source) -> Path:
+    def checked_source(self, command: str, source) -> Path:
+        """`--from` of a command on a trained run: required, and it must exist."""
         if not source:
             raise ValueError(f"'dlsuite {self.name} {command}' needs --from <run folder or model.keras>.")
         if not Path(source).exists():

@@ -107,6 +107,6 @@ class LanguageApp(App):
         """`generate` is predict's sibling: prompts in, sampled text out (no run folder)."""
         if command != "generate":
             return super().run(command, config, source, inputs)
-        source = self._checked_source(command, source)
+        source = self.checked_source(command, source)
         vocab = data.load_vocabulary(run_folder(source))
         return inference.generate(self.load_model(source), vocab, list(inputs) or [""], config)
