@@ -63,13 +63,9 @@ class TranslationApp(App):
         atomic_write_json(run_dir / "corpus.json", corpus.summary() | {"extra": corpus.extra})
         vocab = data.build_vocabulary(config, corpus, run_dir)
         strategy, batch = set_up(config)
-        encoded = [data.encode_pairs(vocab, pairs, config.max_tokens, split)
-                   for split, pairs in (("train", corpus.train), ("valid", corpus.valid))]
         with strategy.scope():
             model = build_translator(config, vocab)
-        metrics = train.fit(model, config, *encoded, batch, run_dir)
-        scores, by_length = inference.evaluate_pairs(model, vocab, corpus.test, config, run_dir)
-        metrics |= scores
+        metrics, by_length = train.fit_and_score(model, config, corpus, vocab, batch, run_dir)
         if config.compare_baseline and config.attention:
             metrics |= train.compare_with_baseline(config, corpus, vocab, run_dir, by_length)
         return metrics
@@ -103,12 +99,11 @@ class TranslationApp(App):
         vocab = data.load_vocabulary(run_folder(source))
         return inference.translate_sentences(self.load_model(source), vocab, inputs, config)
 
-    def export(self, config: TranslationConfig, source: Path, export_dir: Path) -> None:
-        export.export_serving_model(self.load_model(source), run_folder(source), config, export_dir)
+    def export(self, config: TranslationConfig, source: Path, model, export_dir: Path) -> None:
+        export.export_serving_model(model, run_folder(source), config, export_dir)
 
-    def export_probe(self, config: TranslationConfig, source: Path) -> ExportProbe:
-        vocab = data.load_vocabulary(run_folder(source))
-        return export.probe(self.load_model(source), vocab, config, list(PROBE_SENTENCES))
+    def export_probe(self, config: TranslationConfig, source: Path, model) -> ExportProbe:
+        return export.probe(model, data.load_vocabulary(run_folder(source)), config, list(PROBE_SENTENCES))
 
     def summary(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if k.startswith(("test_bleu", "test_chrf"))}

@@ -30,13 +30,11 @@ def fit(model, config: TranslationConfig, train: data.EncodedPairs, valid: data.
     return figures | {"train_target_tokens_per_second": round(target_tokens / figures["train_seconds"], 1)}
 
 
-def train_model(config: TranslationConfig, corpus, vocab, run_dir: Path) -> tuple[dict, dict]:
-    """One model trained and scored in `run_dir` (its own checkpoints, TensorBoard logs, plots)."""
-    strategy, batch = set_up(config)
+def fit_and_score(model, config: TranslationConfig, corpus, vocab, batch: int, run_dir: Path) -> tuple[dict, dict]:
+    """Trains a built model on the corpus's pairs in `run_dir` (its own checkpoints, TensorBoard
+    logs, plots) and scores it on the test pairs; returns (metrics, BLEU by source length)."""
     train = data.encode_pairs(vocab, corpus.train, config.max_tokens, "train")
     valid = data.encode_pairs(vocab, corpus.valid, config.max_tokens, "valid")
-    with strategy.scope():
-        model = build_translator(config, vocab)
     metrics = fit(model, config, train, valid, batch, run_dir)
     scores, by_length = inference.evaluate_pairs(model, vocab, corpus.test, config, run_dir)
     return metrics | scores, by_length
@@ -47,7 +45,11 @@ def compare_with_baseline(config, corpus, vocab, run_dir: Path, by_length: dict)
     baseline_dir = run_dir / "baseline"
     baseline_dir.mkdir(exist_ok=True)
     data.copy_vocabulary(run_dir, baseline_dir)
-    metrics, baseline_by_length = train_model(dataclasses.replace(config, attention=False), corpus, vocab, baseline_dir)
+    baseline = dataclasses.replace(config, attention=False)
+    strategy, batch = set_up(baseline)
+    with strategy.scope():
+        model = build_translator(baseline, vocab)
+    metrics, baseline_by_length = fit_and_score(model, baseline, corpus, vocab, batch, baseline_dir)
     write_metrics(baseline_dir, metrics)
     decoder = "beam" if "beam" in by_length else "greedy"
     both = {f"attention {decoder}": by_length[decoder], f"no attention {decoder}": baseline_by_length[decoder]}

@@ -290,3 +290,14 @@ print(json.dumps({{"beam": [t.decode() for t in out["translations"].numpy()],
     assert got["greedy"][:3] == ["eins zwei drei", "rot Haus", "grün Baum fünf sechs"]
     assert got["attention_shape"][0] == 5
     assert "max_input_tokens" in got["error"]
+
+
+def test_compare_baseline_trains_the_fixed_context_model_beside(tmp_path):
+    config = dataclasses.replace(APP.smoke_config(tmp_path), compare_baseline=True)
+    metrics = APP.run("train", config)
+    run_dir = Path(metrics["run_dir"])
+    assert "baseline_test_bleu_beam" in metrics and "test_bleu_beam" in metrics
+    assert (run_dir / "baseline" / "model.keras").is_file() and (run_dir / "baseline" / "metrics.json").is_file()
+    assert not APP.load_model(run_dir / "baseline").attention and APP.load_model(run_dir).attention
+    for name in ("test_bleu_by_length_vs_baseline.tsv", "plots/test_bleu_by_source_length_vs_baseline.png"):
+        assert (run_dir / name).is_file(), name
