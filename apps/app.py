@@ -32,7 +32,6 @@ import numpy as np
 
 from dlsuite.shared.config import ConfigError, load_config
 from dlsuite.shared.distribute import is_chief
-from dlsuite.shared.multi_worker import remove_worker_run
 from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
 from dlsuite.shared.training import TrainConfig, load_run_model
 
@@ -184,11 +183,12 @@ class App:
         """One dict per raw input (first key "input") with the trained model's answer."""
         raise NotImplementedError
 
-    def export(self, config, source: Path, export_dir: Path) -> None:
-        """Writes the SavedModel of `source` (raw inputs in, answers out) to `export_dir`."""
+    def export(self, config, source: Path, model, export_dir: Path) -> None:
+        """Writes the SavedModel of `model` (loaded from `source`; raw inputs in, answers out) to
+        `export_dir`."""
         raise NotImplementedError
 
-    def export_probe(self, config, source: Path) -> ExportProbe:
+    def export_probe(self, config, source: Path, model) -> ExportProbe:
         """A few raw inputs for the export and the Keras model's answers to them."""
         raise NotImplementedError
 
@@ -258,7 +258,7 @@ class App:
             metrics = self.run_extra(command, config, run_dir)
         write_metrics(run_dir, metrics)
         if not is_chief():  # a multi-worker job: the chief's folder is the run (shared/multi_worker.py)
-            remove_worker_run(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
         return metrics | {"run_dir": str(run_dir)}
 
     def export_checked(self, config, source: Path, export_dir: str | Path | None = None) -> dict:
@@ -268,8 +268,9 @@ class App:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
         try:
-            self.export(config, source, staging / "export")
-            probe = self.export_probe(config, source)
+            model = self.load_model(source)  # once, for the export and for its check
+            self.export(config, source, model, staging / "export")
+            probe = self.export_probe(config, source, model)
             check = compare_outputs(probe, call_export(staging / "export", probe))
             if not check["export_agrees"]:
                 raise ExportMismatchError(

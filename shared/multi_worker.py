@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,21 +126,10 @@ def _start_watchdog(tf_config: dict, timeout_seconds: float) -> subprocess.Popen
     return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout_seconds), *peers])
 
 
-def worker_index() -> tuple[str, int]:
-    """(task type, index) of this process; ("chief", 0) outside a cluster."""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
-    return task.get("type", "chief"), int(task.get("index", 0))
-
-
 def worker_run_root(run_root: str | Path) -> Path:
-    """Where a non-chief worker keeps its copy of the run folder (same on every restart)."""
-    kind, index = worker_index()
-    return Path(run_root) / ".workers" / f"{kind}-{index}"
-
-
-def remove_worker_run(run_dir: Path) -> None:
-    """A non-chief worker's run folder, once its command has finished (the chief's is the run)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
+    """Where a non-chief worker keeps its copy of the run folder (the same on every restart)."""
+    task = read_tf_config()["task"]
+    return Path(run_root) / ".workers" / f"{task['type']}-{task.get('index', 0)}"
 
 
 # === The compatibility layer over Keras' TensorFlow trainer (see the module docstring) ===

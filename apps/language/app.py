@@ -93,11 +93,11 @@ class LanguageApp(App):
         ngram = ngrams.load(run_folder(source), vocab.tokens)
         return inference.score_sentences(self.load_model(source), vocab, ngram, inputs)
 
-    def export(self, config: LanguageConfig, source: Path, export_dir: Path) -> None:
-        export.export_serving_model(self.load_model(source), data.load_vocabulary(run_folder(source)), export_dir)
+    def export(self, config: LanguageConfig, source: Path, model, export_dir: Path) -> None:
+        export.export_serving_model(model, data.load_vocabulary(run_folder(source)), export_dir)
 
-    def export_probe(self, config: LanguageConfig, source: Path) -> ExportProbe:
-        return export.probe(self.load_model(source), data.load_vocabulary(run_folder(source)), list(PROBE_SENTENCES))
+    def export_probe(self, config: LanguageConfig, source: Path, model) -> ExportProbe:
+        return export.probe(model, data.load_vocabulary(run_folder(source)), list(PROBE_SENTENCES))
 
     def summary(self, metrics: dict) -> dict:
         return {f"test ppl, {k[9:]}": v for k, v in metrics.items() if k.startswith("test_ppl_")}

@@ -94,11 +94,11 @@ class SpeechApp(App):
         lm, fusion = inference.load_lm(run_folder(source)), inference.read_fusion(run_folder(source))
         return inference.transcribe_files(self.load_model(source), lm, fusion, config, inputs)
 
-    def export(self, config: SpeechConfig, source: Path, export_dir: Path) -> None:
-        export.export_serving_model(self.load_model(source), config, export_dir)
+    def export(self, config: SpeechConfig, source: Path, model, export_dir: Path) -> None:
+        export.export_serving_model(model, config, export_dir)
 
-    def export_probe(self, config: SpeechConfig, source: Path) -> ExportProbe:
-        return export.probe(self.load_model(source), config, probe_waveform())
+    def export_probe(self, config: SpeechConfig, source: Path, model) -> ExportProbe:
+        return export.probe(model, config, probe_waveform())
 
     def summary(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if k.startswith(("test_", "lm_"))}

@@ -83,13 +83,12 @@ class VisionApp(App):
     def predict(self, config: VisionConfig, source: Path, inputs: list[str]) -> list[dict]:
         return inference.classify_files(self.load_model(source), inference.class_names(source), inputs, config.top_k)
 
-    def export(self, config: VisionConfig, source: Path, export_dir: Path) -> None:
-        model = self.load_model(source)
+    def export(self, config: VisionConfig, source: Path, model, export_dir: Path) -> None:
         export.export_serving_model(model, inference.class_names(source, model), export_dir, config.top_k)
 
-    def export_probe(self, config: VisionConfig, source: Path) -> ExportProbe:
+    def export_probe(self, config: VisionConfig, source: Path, model) -> ExportProbe:
         images, _, _ = load_digits_arrays()
-        return export.probe(self.load_model(source), encode_png(images[:16]))
+        return export.probe(model, encode_png(images[:16]))
 
     def summary(self, metrics: dict) -> dict:
         return {"test accuracy": metrics["test_accuracy"], "train seconds": metrics["train_seconds"]}

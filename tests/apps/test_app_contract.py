@@ -99,7 +99,7 @@ def test_export_answers_a_fresh_process_as_the_keras_model_does(smoke):
     assert exported["export_agrees"] and Path(exported["export_dir"], "saved_model.pb").is_file()
     app = APPS[smoke.name]
     source = Path(smoke.results["train"]["run_dir"])
-    probe = app.export_probe(app.trained_config(source), source)
+    probe = app.export_probe(app.trained_config(source), source, app.load_model(source))
     inputs = smoke.workdir / "probe_inputs.npz"
     np.savez(inputs, **probe.inputs)
     outputs = smoke.workdir / "probe_outputs.npz"
