@@ -246,6 +246,12 @@ class App:
         if command not in COMMANDS + self.extra_commands:
             raise ValueError(f"Unknown {self.name} command '{command}'. Choose one of "
                              f"{', '.join(COMMANDS + self.extra_commands)}.")
+        if getattr(config, "strategy", None) == "parameter_server" and command in ("train", "finetune"):
+            from dlsuite.shared.parameter_server import is_serving_task, serve
+
+            if is_serving_task():  # a worker or parameter server: TensorFlow runs the chief's steps here
+                serve()
+                return {}
         run_dir = create_run_dir(config.run_root, self.name, command, config, source=source)
         if command == "train":
             metrics = self.train_and_evaluate(config, run_dir)

@@ -1,8 +1,8 @@
 """Distribution strategy and numeric-precision set-up, shared by every app.
 
 `make_strategy("auto")` picks MirroredStrategy when several GPUs are visible and the
-default strategy otherwise; "tpu" and "multi_worker" read their cluster from
-flags/environment (TPU name, TF_CONFIG) exactly as TensorFlow documents. The global
+default strategy otherwise; "tpu", "multi_worker" and "parameter_server" read their cluster
+from flags/environment (TPU name, TF_CONFIG) exactly as TensorFlow documents. The global
 batch is always `per_replica_batch_size * strategy.num_replicas_in_sync`.
 """
 
@@ -16,7 +16,7 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
-StrategyName = Literal["auto", "default", "mirrored", "tpu", "multi_worker"]
+StrategyName = Literal["auto", "default", "mirrored", "tpu", "multi_worker", "parameter_server"]
 PrecisionName = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 STRATEGIES = typing.get_args(StrategyName)
 PRECISIONS = typing.get_args(PrecisionName)
@@ -26,10 +26,10 @@ def make_strategy(name: str = "auto", tpu: str | None = None, timeout_seconds: f
     """Returns the tf.distribute strategy a user asked for by name.
 
     Args:
-        name: str. One of "auto", "default", "mirrored", "tpu", "multi_worker".
+        name: str. One of "auto", "default", "mirrored", "tpu", "multi_worker", "parameter_server".
         tpu: str or None. TPU name or grpc address for "tpu"; falls back to the
             `TPU_NAME` environment variable, then to a local TPU.
-        timeout_seconds: float. multi_worker: how long to wait for the cluster to form before
+        timeout_seconds: float. multi_worker, parameter_server: how long to wait for the cluster to form before
             ending with an error naming the workers that did not answer (not a hang).
     """
     if name not in STRATEGIES:
@@ -51,6 +51,10 @@ def make_strategy(name: str = "auto", tpu: str | None = None, timeout_seconds: f
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
+    if name == "parameter_server":  # asynchronous SGD; cluster from TF_CONFIG (shared/parameter_server.py)
+        from dlsuite.shared.parameter_server import make_parameter_server_strategy
+
+        return make_parameter_server_strategy(timeout_seconds)
     # multi_worker: the cluster comes from TF_CONFIG, which every worker sets (shared/multi_worker.py).
     from dlsuite.shared.multi_worker import make_multi_worker_strategy
 

@@ -86,7 +86,7 @@ def make_multi_worker_strategy(timeout_seconds: float = 300) -> tf.distribute.Mu
     # never ends (1,600 per epoch on the vision smoke run; the workers died at ~16k threads). A worker
     # that dies mid-training is caught by TensorFlow's coordination-service heartbeats instead: the
     # others stop with UNAVAILABLE ("tasks are unhealthy"), and `dlsuite launch` stops the job.
-    watchdog = _start_watchdog(tf_config, timeout_seconds)
+    watchdog = start_watchdog(tf_config, timeout_seconds)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     finally:
@@ -112,14 +112,15 @@ def answers(address):
         return False
 silent = [a for a in peers if not answers(a)]
 why = "not answering: " + ", ".join(silent) if silent else "every worker answers, but not all joined"
-sys.stderr.write(f"error: the multi-worker cluster did not form within {seconds:g} s (worker_timeout_seconds): "
+sys.stderr.write(f"error: the cluster did not form within {seconds:g} s (worker_timeout_seconds): "
                  f"{why}. Start every worker with the same TF_CONFIG cluster, or use `dlsuite launch`.\\n")
 sys.stderr.flush()
 os.kill(pid, signal.SIGKILL)
 """
 
 
-def _start_watchdog(tf_config: dict, timeout_seconds: float) -> subprocess.Popen:
+def start_watchdog(tf_config: dict, timeout_seconds: float) -> subprocess.Popen:
+    """Kills this process after `timeout_seconds` unless the caller kills the watchdog first."""
     me = tf_config["task"]
     peers = [address for kind, addresses in tf_config["cluster"].items() for i, address in enumerate(addresses)
              if (kind, i) != (me["type"], me.get("index", 0))]

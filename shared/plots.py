@@ -75,3 +75,21 @@ def image_grid_figure(rows, titles=None, raw_rows=("input", "original", "jittere
                 ax.set_title(titles[c], fontsize=8)
         axes[r][0].text(-0.1, 0.5, label, transform=axes[r][0].transAxes, ha="right", va="center")
     return fig
+
+
+def loss_curve_figure(curves: dict, window: int = 20):
+    """Training loss against steps and against seconds, one line per run (label -> curve with
+    "step", "seconds", "loss"); a moving average over `window` steps, as the per-step loss is noisy."""
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for label, curve in curves.items():
+        loss = np.asarray(curve["loss"], dtype=float)
+        width = max(1, min(window, len(loss) // 5))
+        smooth = np.convolve(loss, np.ones(width) / width, mode="valid")
+        by_step.plot(np.asarray(curve["step"])[width - 1:], smooth, label=label)
+        by_time.plot(np.asarray(curve["seconds"])[width - 1:], smooth, label=label)
+    by_step.set(xlabel="step (updates of the weights)", ylabel="training loss", title="Loss per update")
+    by_time.set(xlabel="seconds since training began", title="Loss per second")
+    for axes in (by_step, by_time):
+        axes.grid(alpha=0.3)
+    by_step.legend()
+    return fig

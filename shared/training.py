@@ -94,6 +94,45 @@ def save_model_atomic(model: keras.Model, path: str | Path) -> Path:
     return path
 
 
+class StepLossCurve(keras.callbacks.Callback):
+    """Each step's training loss and when it finished, for `loss_curve.json` and its plot.
+
+    Keras reports the epoch's running mean at each batch end; a step's own loss is the difference
+    of two running sums (several steps' mean under steps_per_execution > 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.curve = {"step": [], "seconds": [], "loss": []}
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.last_batch, self.last_sum = epoch, -1, 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        running_mean = (logs or {}).get("loss")
+        if running_mean is None:
+            return
+        running_sum = (batch + 1) * float(running_mean)
+        self.curve["loss"].append((running_sum - self.last_sum) / (batch - self.last_batch))
+        self.curve["step"].append(self.epoch * self.params.get("steps", 0) + batch + 1)
+        self.curve["seconds"].append(round(time.perf_counter() - self.start, 3))
+        self.last_batch, self.last_sum = batch, running_sum
+
+
+def write_loss_curve(run_dir: Path, curve: dict) -> None:
+    """`loss_curve.json` (per step: loss, seconds since the start, staleness if asynchronous) and
+    `plots/loss_curve.png`."""
+    from dlsuite.shared.plots import loss_curve_figure, save_figure
+    from dlsuite.shared.runs import atomic_write_json
+
+    if not curve["loss"]:
+        return
+    atomic_write_json(Path(run_dir) / "loss_curve.json", curve)
+    save_figure(loss_curve_figure({Path(run_dir).name: curve}), run_dir, "loss_curve")
+
+
 def make_callbacks(run_dir: Path, extra=()) -> list[keras.callbacks.Callback]:
     run_dir = Path(run_dir)
     return [
@@ -158,11 +197,20 @@ def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, 
     if config.jit_compile and not model.jit_compile:
         print("warning: a layer of this model does not support XLA; training without jit_compile.")
     start = time.perf_counter()
-    history = fit_in_run_dir(model, train_ds, valid_ds, epochs, run_dir, callbacks)
+    if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy):
+        from dlsuite.shared.parameter_server import fit_asynchronously
+
+        history = fit_asynchronously(model, train_ds, valid_ds, epochs, run_dir, seed=config.seed)
+        curve = history.curve
+    else:
+        curve_callback = StepLossCurve()
+        history = fit_in_run_dir(model, train_ds, valid_ds, epochs, run_dir, [*callbacks, curve_callback])
+        curve = curve_callback.curve
     seconds = time.perf_counter() - start
     if not history.history.get("loss"):
         raise RuntimeError("Training ran no steps; check the training split (too few examples for one batch?).")
     save_model_atomic(model, run_dir / "model.keras")
+    write_loss_curve(run_dir, curve)
     figures = {"train_seconds": round(seconds, 2), "epochs_run": len(history.epoch), "steps_per_epoch": steps,
                "parameters": int(model.count_params()), "final_loss": float(history.history["loss"][-1]),
                "loss_per_epoch": [float(x) for x in history.history["loss"]],

@@ -107,11 +107,11 @@ def test_two_workers_train_like_one_on_the_global_batch(app, tmp_path):
 def test_a_worker_whose_peers_never_come_ends_with_a_clear_error(tmp_path):
     """No hang: TensorFlow would wait for worker 1 for ever; the watchdog ends worker 0 after
     worker_timeout_seconds with a message naming the silent address."""
-    from dlsuite.apps.launch import worker_configs
+    from dlsuite.apps.launch import task_configs
 
     config = _deterministic_smoke("vision", tmp_path, 16, tmp_path / "runs")
     (tmp_path / "alone.yaml").write_text(config_to_yaml(config))
-    first, _ = worker_configs(2)
+    (_, first), _ = task_configs(2)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=first)
     done = subprocess.run([sys.executable, "-m", "dlsuite.apps.cli", "vision", "train", "--config",
                            str(tmp_path / "alone.yaml"), "strategy=multi_worker", "worker_timeout_seconds=10"],
