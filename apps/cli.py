@@ -8,6 +8,8 @@
     dlsuite vision export --from runs/vision/<run>
     dlsuite all                                   # the main job: every app, quick settings
     dlsuite launch --workers 2 -- vision train    # a multi-worker job on this machine
+    dlsuite launch --workers 2 --ps 1 -- language train   # asynchronous, with a parameter server
+    dlsuite vision train strategy=multi_worker launcher=ray num_workers=2   # on Ray workers
 
 Apps are listed in one plain dict below: a name and an instance of the app's `App` subclass
 (apps/app.py is the contract). From here a reader reaches the model in three calls:
@@ -100,6 +102,18 @@ def run_all(argv: list[str]) -> dict:
     return summary
 
 
+def run_on_ray(app: str, argv: list[str]) -> int:
+    """`dlsuite <app> ... launcher=ray num_workers=N`: `launcher` and `num_workers` are the
+    launcher's options, not the app's; the rest is the command each Ray worker runs."""
+    from dlsuite.apps.ray_launch import launch_on_ray
+
+    workers = [a.split("=", 1)[1] for a in argv if a.startswith("num_workers=")]
+    if workers and not workers[-1].isdigit():
+        raise ValueError(f"num_workers must be a whole number, got '{workers[-1]}'")
+    command = [a for a in argv if a != "launcher=ray" and not a.startswith("num_workers=")]
+    return launch_on_ray([app, *command], int(workers[-1]) if workers else 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     usage = f"usage: dlsuite {{{','.join(APPS)},all,launch}} <command> [--help]\n\n" + __doc__
@@ -115,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             from dlsuite.apps import launch
 
             return launch.main(rest)
+        if "launcher=ray" in rest:  # the same command on Ray workers (apps/ray_launch.py)
+            return run_on_ray(app, rest)
         if app not in APPS:
             print(f"Unknown app '{app}'. Choose one of: {', '.join(APPS)}, all, launch.", file=sys.stderr)
             return 2

@@ -3,6 +3,7 @@
     dlsuite launch --workers 2 -- vision train --quick                # synchronous (multi_worker)
     dlsuite launch --workers 2 --timeout 600 -- language train epochs=2
     dlsuite launch --workers 2 --ps 1 -- language train               # asynchronous (parameter_server)
+    dlsuite launch --ray --workers 2 -- vision train --quick          # Ray Train starts them (apps/ray_launch.py)
 
 Starts one `dlsuite <app> <command> ...` process per task on localhost, each with its `TF_CONFIG`
 (free 127.0.0.1 ports) and `strategy=multi_worker` (or, with `--ps`, `strategy=parameter_server`)
@@ -118,6 +119,7 @@ def main(argv: list[str]) -> int:
                                      usage="dlsuite launch --workers N [--ps K] [--timeout S] [--logs DIR] -- <app> <command> ...")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (>= 1)")
     parser.add_argument("--ps", type=int, default=0, help="parameter servers: asynchronous training (0: synchronous)")
+    parser.add_argument("--ray", action="store_true", help="start the workers with Ray Train (synchronous only)")
     parser.add_argument("--timeout", type=float, default=None, help="stop every worker after this many seconds")
     parser.add_argument("--logs", default=None, help="folder for the non-chief workers' logs (default: a temporary one)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- <app> <command> [options] [key=value ...]")
@@ -129,6 +131,12 @@ def main(argv: list[str]) -> int:
         parser.error("--ps must be >= 0")
     if len(command) < 2:
         parser.error("give the app command after --, e.g. dlsuite launch --workers 2 -- vision train --quick")
+    if ns.ray:
+        if ns.ps:
+            parser.error("--ray starts synchronous jobs only; drop --ps, or drop --ray for a parameter-server job")
+        from dlsuite.apps.ray_launch import launch_on_ray
+
+        return launch_on_ray(command, ns.workers, ns.timeout)
     log_dir = Path(ns.logs) if ns.logs else Path(tempfile.mkdtemp(prefix="dlsuite-launch-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = start_tasks(command, ns.workers, log_dir, ns.ps)

@@ -256,17 +256,20 @@ def _log_epoch(writer, epoch: int, history: dict, stale: np.ndarray) -> None:
 
 
 class AsyncCheckpoint:
-    """The chief's checkpoint of an asynchronous run, written after each epoch through a temporary
-    name: the weights and optimizer state (read from the parameter servers), history and curve."""
+    """The chief's checkpoint of an asynchronous run, written after each epoch through temporary
+    names: every variable of the model and its optimizer (read from the parameter servers, in
+    their fixed order; Keras' `save_weights` cannot read a partitioned variable), the history and
+    the per-step curve."""
 
     def __init__(self, folder: Path, model: keras.Model):
         self.folder, self.model = folder, model
+        self.variables = list(model.variables) + list(model.optimizer.variables)
 
     def save(self, history: dict, curve: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        weights = self.folder / ".tmp.weights.h5"
-        self.model.save_weights(weights)  # with the optimizer's variables: a resumed run goes on as before
-        os.replace(weights, self.folder / "state.weights.h5")
+        with open(self.folder / ".tmp-state.npz", "wb") as file:
+            np.savez(file, *[tf.convert_to_tensor(v.value).numpy() for v in self.variables])
+        os.replace(self.folder / ".tmp-state.npz", self.folder / "state.npz")
         progress = self.folder / ".tmp-progress.json"
         progress.write_text(json.dumps({"history": history, "curve": curve}))
         os.replace(progress, self.folder / "progress.json")
@@ -276,7 +279,9 @@ class AsyncCheckpoint:
         curve = {"step": [], "seconds": [], "loss": [], "staleness": []}
         if not (self.folder / "progress.json").is_file():
             return history, curve
-        self.model.load_weights(self.folder / "state.weights.h5")
+        with np.load(self.folder / "state.npz") as state:
+            for i, variable in enumerate(self.variables):
+                variable.assign(state[f"arr_{i}"])
         saved = json.loads((self.folder / "progress.json").read_text())
         print(f"Resuming asynchronous training after epoch {len(saved['history']['loss'])} "
               f"(checkpoint {self.folder})", file=sys.stderr)
