@@ -13,7 +13,8 @@ def bucket_boundaries(lengths, buckets: int = 6) -> list[int]:
     return sorted({int(q) + 1 for q in quantiles})
 
 
-def bucket_by_length(ds, length_of, lengths, batch_size: int, boundaries=None, **options):
+def bucket_by_length(ds, length_of, lengths, batch_size: int, boundaries=None, drop_remainder: bool = False,
+                     **options):
     """`Dataset.bucket_by_sequence_length` with a known number of batches.
 
     tf.data cannot know how many batches bucketing yields, so Keras would see an input of unknown
@@ -27,13 +28,20 @@ def bucket_by_length(ds, length_of, lengths, batch_size: int, boundaries=None, *
         lengths: the same lengths as a list, in any order, one per example.
         batch_size: int. Examples per batch in every bucket.
         boundaries: list of int or None. Bucket edges; None: length quantiles (`bucket_boundaries`).
+        drop_remainder: bool. Drop each bucket's last, partial batch (every batch then has
+            `batch_size` examples; the shuffle decides which few examples sit out an epoch).
         **options: passed to `bucket_by_sequence_length` (padded_shapes, padding_values).
     """
     import tensorflow as tf
 
-    boundaries = list(boundaries) if boundaries else bucket_boundaries(lengths)
-    ds = ds.bucket_by_sequence_length(length_of, boundaries, [batch_size] * (len(boundaries) + 1), **options)
+    if boundaries:
+        boundaries = list(boundaries)
+    else:  # with full batches only, a bucket needs at least one batch's worth of examples
+        buckets = max(1, min(6, len(lengths) // batch_size)) if drop_remainder else 6
+        boundaries = bucket_boundaries(lengths, buckets)
+    ds = ds.bucket_by_sequence_length(length_of, boundaries, [batch_size] * (len(boundaries) + 1),
+                                      drop_remainder=drop_remainder, **options)
     # bucket i holds boundaries[i-1] <= length < boundaries[i], which is np.digitize's rule
     per_bucket = np.bincount(np.digitize(lengths, boundaries), minlength=len(boundaries) + 1)
-    batches = int(sum(-(-int(n) // batch_size) for n in per_bucket))
+    batches = int(sum(int(n) // batch_size if drop_remainder else -(-int(n) // batch_size) for n in per_bucket))
     return ds.apply(tf.data.experimental.assert_cardinality(batches))

@@ -69,10 +69,6 @@ class SpeechConfig(TrainConfig):
             (self.beam_width >= 1, "beam_width must be >= 1"),
             (2 <= self.lm_order <= 10, "lm_order must be between 2 and 10"),
             (self.adapt_minutes > 0, "adapt_minutes must be > 0"),
-            # Measured (issue 13): a worker's share of a bucket's last batch can be empty, and the
-            # convolutional front end fails on a batch of 0 utterances. Refused until that is mended.
-            (self.strategy != "multi_worker", "the speech app does not train with strategy=multi_worker yet (an empty "
-             "per-worker batch breaks its convolutions); use strategy=mirrored for the GPUs of one machine"),
         ]
         require(checks)
 

@@ -100,10 +100,13 @@ def min_frames(label: np.ndarray) -> int:
 
 
 def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 ordered: bool = False) -> tf.data.Dataset:
+                 ordered: bool = False, full_batches: bool = False) -> tf.data.Dataset:
     """(inputs, targets) batches: inputs {"features", "lengths"}, targets {"labels", "label_lengths"}.
 
-    ordered=True keeps the utterances' order (padded batches, no bucketing), for inference."""
+    ordered=True keeps the utterances' order (padded batches, no bucketing), for inference.
+    full_batches=True drops each bucket's partial last batch: under strategy=multi_worker a
+    partial batch can leave a worker 0 utterances, and TensorFlow's convolution of an empty batch
+    returns a wrongly shaped tensor (measured) on which the model fails."""
     dim = data.features[0].shape[1]
 
     def generate():
@@ -119,6 +122,6 @@ def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: i
     else:
         longest_label = max(len(y) for y in data.labels)
         ds = bucket_by_length(ds, lambda f, n, y, m: n, [len(f) for f in data.features], batch_size,
-                              padded_shapes=([None, dim], [], [longest_label], []))
+                              drop_remainder=full_batches, padded_shapes=([None, dim], [], [longest_label], []))
     ds = ds.map(lambda f, n, y, m: ({"features": f, "lengths": n}, {"labels": y, "label_lengths": m}))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -68,8 +68,14 @@ def build_lm(config: SpeechConfig, splits: SpeechCorpus, run_dir: Path) -> decod
 # === Fitting ===
 def fit(model, config: SpeechConfig, train: data.Examples, valid: data.Examples, batch: int, run_dir: Path) -> dict:
     """CTC training on length-bucketed batches; TensorBoard gets audio and greedy transcripts."""
-    train_ds = data.make_dataset(train, batch, shuffle=True, seed=config.seed)
-    figures = fit_model(model, config, train_ds, data.make_dataset(valid, batch), run_dir,
+    full_batches = config.strategy == "multi_worker"  # see data.make_dataset
+    train_ds = data.make_dataset(train, batch, shuffle=True, seed=config.seed, full_batches=full_batches)
+    valid_ds = data.make_dataset(valid, batch, full_batches=full_batches)
+    if int(valid_ds.cardinality()) == 0:
+        print(f"warning: the validation split ({len(valid)} utterances) fills no global batch of {batch} under "
+              "strategy=multi_worker; training without a validation loss.")
+        valid_ds = None
+    figures = fit_model(model, config, train_ds, valid_ds, run_dir,
                         callbacks=[report.AudioSamples(valid, run_dir)])
     audio_seconds = sum(u.duration for u in train.utterances) * figures["epochs_run"]
     return figures | {"train_audio_seconds_per_second": round(audio_seconds / figures["train_seconds"], 1)}
