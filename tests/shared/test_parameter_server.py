@@ -187,3 +187,23 @@ def test_a_killed_parameter_server_job_resumes_from_its_last_epoch(tmp_path):
     assert epochs and epochs[0] > 1 and epochs[-1] == 10, again.stdout[-2000:]
     assert "Resuming asynchronous training after epoch" in again.stderr
     assert _last_json(again.stdout)["epochs_run"] == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["language", "translation", "speech"])
+def test_every_app_trains_with_a_parameter_server_and_exports(app, tmp_path):
+    """The coordinator loop with each app's own loss (sampled softmax, attention + cross-entropy,
+    CTC) and bucketed batches of several shapes: the run completes and its export agrees."""
+    config = dataclasses.replace(APPS[app].smoke_config(tmp_path), run_root=str(tmp_path / "runs"))
+    (tmp_path / "job.yaml").write_text(config_to_yaml(config))
+    command = _launch_command(tmp_path, tmp_path / "job.yaml")
+    command[command.index("vision")] = app
+    done = subprocess.run(command, capture_output=True, text=True, timeout=JOB_TIMEOUT + 30,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = _last_json(done.stdout)
+    run_dir = Path(result["run_dir"])
+    assert np.isfinite(result["loss_per_epoch"]).all()
+    assert len(json.loads((run_dir / "loss_curve.json").read_text())["loss"]) == config.epochs * result["steps_per_epoch"]
+    exported = APPS[app].run("export", APPS[app].resolve_config("export", run_dir), run_dir)
+    assert exported["export_agrees"], exported
