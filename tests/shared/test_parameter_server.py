@@ -68,6 +68,16 @@ def test_launch_gives_a_parameter_server_cluster_one_chief_first():
 
 
 # === Real clusters ===
+def test_a_chief_whose_workers_never_come_ends_with_a_clear_error(tmp_path):
+    chief = task_configs(1, 1)[0][1]
+    cluster = json.loads(chief)["cluster"]
+    done = subprocess.run([sys.executable, "-m", "dlsuite.apps.cli", "vision", "train", "--quick",
+                           f"run_root={tmp_path}", "strategy=parameter_server", "worker_timeout_seconds=10"],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=chief))
+    assert done.returncode != 0
+    silent = f"{cluster['worker'][0]}, {cluster['ps'][0]}"
+    assert f"did not form within 10 s (worker_timeout_seconds): not answering: {silent}" in done.stderr
 MODEL_AND_DATA = textwrap.dedent("""
     import keras, numpy as np, tensorflow as tf
 
