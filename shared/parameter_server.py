@@ -85,7 +85,7 @@ def make_parameter_server_strategy(timeout_seconds: float = 300) -> tf.distribut
         partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
             min_shard_bytes=PARTITION_BYTES, max_shards=servers)
         strategy = tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
-        strategy.extended._coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+        tf.distribute.coordinator.ClusterCoordinator(strategy)  # one per strategy: later calls return it
     finally:
         watchdog.kill()
         watchdog.wait()
@@ -121,22 +121,21 @@ def per_worker_iterator(strategy, batch_groups: list, seed: int):
     def distributed():
         return strategy.distribute_datasets_from_function(worker_dataset)
 
-    return iter(strategy.extended._coordinator.create_per_worker_dataset(distributed))
+    return iter(tf.distribute.coordinator.ClusterCoordinator(strategy).create_per_worker_dataset(distributed))
 
 
 # === Training ===
 def fit_asynchronously(model: keras.Model, train_ds, valid_ds, epochs: int, run_dir: Path, seed: int = 0):
     """Asynchronous SGD for `epochs x batches` steps; returns a History-like object (`.history`,
-    `.epoch`). Resumes from `<run>/checkpoints/async` after a restart; writes TensorBoard logs
-    and the per-step loss curve."""
+    `.epoch`, `.curve`). Resumes from `<run>/checkpoints/async` after a restart; writes
+    TensorBoard logs and the per-step loss curve."""
     strategy = model.distribute_strategy
-    coordinator = strategy.extended._coordinator
-    optimizer = model.optimizer
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
     batch_groups = shipped_batches(train_ds)
     steps = sum(len(tf.nest.flatten(group)[0]) for group in batch_groups)
     with strategy.scope():
-        optimizer.build(model.trainable_variables)
-    _update_sharded_variables_in_place(optimizer)
+        model.optimizer.build(model.trainable_variables)
+    _update_sharded_variables_in_place(model.optimizer)
     train_step = _make_train_step(model, strategy)
     iterator = per_worker_iterator(strategy, batch_groups, seed)
     checkpoint = AsyncCheckpoint(Path(run_dir) / "checkpoints" / "async", model)
@@ -146,27 +145,31 @@ def fit_asynchronously(model: keras.Model, train_ds, valid_ds, epochs: int, run_
     for epoch in range(len(history["loss"]), epochs):
         results = [coordinator.schedule(train_step, args=(iterator,)) for _ in range(steps)]
         coordinator.join()
-        losses, starts, ends = (np.array(v) for v in zip(*(r.fetch() for r in results)))
-        _check_finite(losses, epoch)
-        stale = staleness(starts, ends)
-        order = np.argsort(ends)  # steps in the order their updates landed
-        curve["step"] += list(range(len(curve["loss"]) + 1, len(curve["loss"]) + steps + 1))
-        curve["seconds"] += [round(float(t - start), 3) for t in ends[order]]
-        curve["loss"] += [float(x) for x in losses[order]]
-        curve["staleness"] += [int(s) for s in stale[order]]
-        history["loss"].append(float(losses.mean()))
+        stale = _record_steps(curve, history, [r.fetch() for r in results], start, epoch)
         if valid_ds is not None:
             history["val_loss"].append(validation_loss(model, valid_ds))
-        _log_epoch(writer, epoch, history, stale)
-        print(f"Epoch {epoch + 1}/{epochs} - loss: {history['loss'][-1]:.4f}"
-              + (f" - val_loss: {history['val_loss'][-1]:.4f}" if history["val_loss"] else "")
-              + f" - staleness: mean {stale.mean():.2f}, max {stale.max()}", flush=True)
+        _log_epoch(writer, epoch, epochs, history, stale)
         checkpoint.save(history, curve)
-    if getattr(optimizer, "use_ema", False):
-        optimizer.finalize_variable_values(model.trainable_variables)  # as Keras' fit ends
+    if getattr(model.optimizer, "use_ema", False):
+        model.optimizer.finalize_variable_values(model.trainable_variables)  # as Keras' fit ends
     localize(model)
     return types.SimpleNamespace(history={k: v for k, v in history.items() if v},
                                  epoch=list(range(len(history["loss"]))), curve=curve)
+
+
+def _record_steps(curve: dict, history: dict, results: list, start: float, epoch: int) -> np.ndarray:
+    """Adds an epoch's steps to the curve in the order their updates landed; returns their staleness."""
+    losses, starts, ends = (np.array(v) for v in zip(*results, strict=True))
+    _check_finite(losses, epoch)
+    stale = staleness(starts, ends)
+    order = np.argsort(ends)
+    done = len(curve["loss"])
+    curve["step"] += list(range(done + 1, done + len(losses) + 1))
+    curve["seconds"] += [round(float(t - start), 3) for t in ends[order]]
+    curve["loss"] += [float(x) for x in losses[order]]
+    curve["staleness"] += [int(s) for s in stale[order]]
+    history["loss"].append(float(losses.mean()))
+    return stale
 
 
 def _make_train_step(model, strategy):
@@ -246,7 +249,12 @@ def _check_finite(losses: np.ndarray, epoch: int) -> None:
                            "or set global_clipnorm (e.g. 1.0); the last good epoch's checkpoint is kept.")
 
 
-def _log_epoch(writer, epoch: int, history: dict, stale: np.ndarray) -> None:
+def _log_epoch(writer, epoch: int, epochs: int, history: dict, stale: np.ndarray) -> None:
+    """The epoch's line (as Keras' fit prints it, with the staleness) and its TensorBoard scalars."""
+    line = f"Epoch {epoch + 1}/{epochs} - loss: {history['loss'][-1]:.4f}"
+    if history["val_loss"]:
+        line += f" - val_loss: {history['val_loss'][-1]:.4f}"
+    print(f"{line} - staleness: mean {stale.mean():.2f}, max {stale.max()}", flush=True)
     with writer.as_default(step=epoch):
         for name, values in history.items():
             if values:
