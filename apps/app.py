@@ -15,6 +15,7 @@ From the command line to the model in three calls an editor can follow:
 Every app's commands take the same options and return the same kind of result:
 
     train | finetune | evaluate   a new run folder; its metrics (also in metrics.json) and "run_dir"
+    distill                      the same, for a new (smaller) model taught by the `--from` runs
     predict                      one dict per input, its first key "input"
     export                       {"export_dir", "export_max_gap", "export_agrees"}
 """
@@ -35,8 +36,10 @@ from dlsuite.shared.distribute import is_chief
 from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
 from dlsuite.shared.training import TrainConfig, load_run_model
 
-COMMANDS = ("train", "evaluate", "finetune", "predict", "export")
+COMMANDS = ("train", "evaluate", "finetune", "predict", "export", "distill")
 FROM_COMMANDS = ("evaluate", "finetune", "predict", "export")  # the commands on a trained run
+# distill: --from TEACHER[,TEACHER...]; the config is the first teacher's, and its model fields
+# may change: they describe the student, a new model.
 
 
 class ExportMismatchError(RuntimeError):
@@ -179,6 +182,11 @@ class App:
         """Continues training `source`'s model on `config`'s data; metrics before and after."""
         raise NotImplementedError
 
+    def distill(self, config, run_dir: Path, teachers: list[Path]) -> dict:
+        """Trains the model `config` describes on the labels and on the teachers' outputs
+        (shared/distillation.py), saves it as model.keras, returns its test metrics."""
+        raise NotImplementedError
+
     def predict(self, config, source: Path, inputs: list[str]) -> list[dict]:
         """One dict per raw input (first key "input") with the trained model's answer."""
         raise NotImplementedError
@@ -219,6 +227,8 @@ class App:
         config for the commands on a run. Then the YAML file, then `key=value` overrides. A setting
         the trained model fixes (`MODEL_FIELDS`: its size, its vocabulary) cannot be overridden on
         a trained run: that is an error naming the key, never a silently ignored value."""
+        if command == "distill" and source:  # the student starts from the first teacher's settings
+            return load_config(self.trained_config(str(source).split(",")[0]), config_file, overrides)
         if command not in FROM_COMMANDS or not source:
             return load_config(self.quick() if quick else self.config_class(), config_file, overrides)
         if quick:
@@ -236,6 +246,11 @@ class App:
         """Runs one command; see the module docstring for what each returns."""
         if command in FROM_COMMANDS:
             source = self.checked_source(command, source)
+        if command == "distill":
+            if type(self).distill is App.distill:
+                raise ValueError(f"The {self.name} app has no distill command yet (vision has).")
+            teachers = [self.checked_source(command, s) for s in str(source or "").split(",") if s] or [
+                self.checked_source(command, None)]
         if command == "predict":
             if not inputs:
                 raise ValueError(f"'dlsuite {self.name} predict' needs inputs after the options "
@@ -260,6 +275,8 @@ class App:
             metrics = self.finetune(config, run_dir, source) | {"finetuned_from": str(source)}
         elif command == "evaluate":
             metrics = self.evaluate(config, run_dir, source) | {"model": str(source)}
+        elif command == "distill":
+            metrics = self.distill(config, run_dir, teachers) | {"teachers": [str(t) for t in teachers]}
         else:
             metrics = self.run_extra(command, config, run_dir)
         write_metrics(run_dir, metrics)

@@ -39,6 +39,8 @@ class TrainConfig(OptimizerConfig):
     jit_compile: bool = option(False, "compile train/eval steps with XLA")
     steps_per_execution: int = option(1, "train steps per tf.function call (fewer host round-trips)")
     worker_timeout_seconds: float = option(300.0, "multi_worker: give up (with a message) if the cluster has not formed by then")
+    distill_temperature: float = option(4.0, "distill: softmax temperature T of the teachers' and student's outputs")
+    distill_label_weight: float = option(0.5, "distill: weight of the labels' loss (the teachers' gets 1 - this)")
     seed: int = option(0, "random seed for data splits, shuffling and initialization")
     run_root: str = option("runs", "folder that holds one sub-folder per run")
 
@@ -49,6 +51,8 @@ class TrainConfig(OptimizerConfig):
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
             (self.worker_timeout_seconds > 0, "worker_timeout_seconds must be > 0"),
+            (self.distill_temperature > 0, "distill_temperature must be > 0"),
+            (0 <= self.distill_label_weight <= 1, "distill_label_weight must be in [0, 1]"),
             (self.learning_rate > 0, "learning_rate must be > 0"),
             (0 <= self.ema_momentum < 1, "ema_momentum must be in [0, 1)"),
         ])
@@ -179,13 +183,14 @@ def steps_per_epoch(dataset: tf.data.Dataset) -> int:
 
 
 def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, epochs: int | None = None,
-              learning_rate: float | None = None, loss=None, metrics=None, callbacks=()) -> dict:
+              learning_rate: float | None = None, loss=None, metrics=None, callbacks=(), saved=None) -> dict:
     """Compiles `model` with the config's optimizer, fits it in `run_dir`, saves `model.keras`.
 
     The learning-rate schedule spans exactly `epochs x steps_per_epoch(train_ds)` steps, so a
     cosine schedule reaches zero at the last step, not before. Models that compute their own
     loss (CTC, the language model's output layers) pass `loss=None`. Keras' `fit` ends by copying
     the EMA weights into the model when `ema_momentum > 0`, so nothing here does it again.
+    `saved`: the model to write as model.keras when it is not the fitted one (a distiller's student).
     Returns the fit's figures: seconds, epochs run, steps per epoch, parameters, last losses.
     """
     run_dir = Path(run_dir)
@@ -209,13 +214,14 @@ def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, 
     seconds = time.perf_counter() - start
     if not history.history.get("loss"):
         raise RuntimeError("Training ran no steps; check the training split (too few examples for one batch?).")
-    save_model_atomic(model, run_dir / "model.keras")
+    saved = model if saved is None else saved
+    save_model_atomic(saved, run_dir / "model.keras")
     write_loss_curve(run_dir, curve)
     figures = {"train_seconds": round(seconds, 2), "epochs_run": len(history.epoch), "steps_per_epoch": steps,
-               "parameters": int(model.count_params()), "final_loss": float(history.history["loss"][-1]),
+               "parameters": int(saved.count_params()), "final_loss": float(history.history["loss"][-1]),
                "loss_per_epoch": [float(x) for x in history.history["loss"]],
                # sum |w| over the weights: workers of a multi-worker job must end with the same one
-               "weights_fingerprint": float(sum(np.abs(w).astype(np.float64).sum() for w in model.get_weights()))}
+               "weights_fingerprint": float(sum(np.abs(w).astype(np.float64).sum() for w in saved.get_weights()))}
     if "val_loss" in history.history:
         figures["final_val_loss"] = float(history.history["val_loss"][-1])
     return figures

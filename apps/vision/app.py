@@ -5,6 +5,7 @@
     dlsuite vision evaluate --from runs/vision/<run>
     dlsuite vision predict --from runs/vision/<run> image1.png image2.jpg
     dlsuite vision export --from runs/vision/<run>
+    dlsuite vision distill --from runs/vision/<a>,runs/vision/<b> widths=8,16,32   # a 16x smaller student
     dlsuite vision figures | robustness             # the chapter's GCN/LCN figure; contrast robustness
 
 `VisionApp` fills the app contract (apps/app.py); each method is one command's story, told with
@@ -14,14 +15,19 @@ the steps of train.py (data, augmentation, fitting), inference.py and export.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
-from dlsuite.apps.app import App, ExportProbe
+import keras
+
+from dlsuite.apps.app import App, ExportProbe, run_folder
 from dlsuite.apps.vision import export, inference, report, train
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig, quick
 from dlsuite.pipelines.images import encode_png, load_digits_arrays
-from dlsuite.shared.training import set_up
+from dlsuite.shared.distillation import check_same_classes, make_distiller
+from dlsuite.shared.runs import atomic_write_json
+from dlsuite.shared.training import fit_model, set_up
 
 
 class VisionApp(App):
@@ -74,6 +80,32 @@ class VisionApp(App):
         return train.fit_and_evaluate(model, config, splits.class_names, (train_ds, val_ds, test_ds), run_dir,
                                       epochs=config.epochs - frozen_epochs,
                                       learning_rate=config.learning_rate * config.finetune_learning_rate_factor)
+
+    def distill(self, config: VisionConfig, run_dir: Path, teachers: list[Path]) -> dict:
+        """The model `config` describes (e.g. widths=8,16,32), taught by the teachers' averaged
+        probabilities and the labels. Augmentation runs in the input pipeline here, so that the
+        teachers judge the very image the student sees."""
+        strategy, batch = set_up(config)
+        splits, (train_ds, val_ds, test_ds) = train.load_datasets(config, batch)
+        class_names = check_same_classes(
+            [json.loads((run_folder(t) / "class_names.json").read_text()) for t in teachers], teachers)
+        if list(class_names) != list(splits.class_names):
+            raise ValueError(f"The teachers answer {class_names}, the data has {list(splits.class_names)}: distill on "
+                             "the teachers' labels.")
+        _, train_ds = train.make_augmentation(dataclasses.replace(config, jit_compile=True), train_ds)
+        with strategy.scope():
+            student = vision_model.build_model(splits.num_classes, **train.model_arguments(config))
+            teacher_models = [self.load_model(t) for t in teachers]
+            distiller = make_distiller(teacher_models, student, config.distill_temperature, config.distill_label_weight,
+                                       next(iter(val_ds))[0])
+        figures = fit_model(distiller, config, train_ds, val_ds, run_dir, saved=student,
+                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # log-probabilities
+                            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        atomic_write_json(run_dir / "class_names.json", list(class_names))
+        teacher_parameters = sum(m.count_params() for m in teacher_models)
+        return inference.evaluate_model(student, test_ds, class_names, run_dir, tta=config.tta) | figures | {
+            "teacher_parameters": int(teacher_parameters),
+            "compression": round(teacher_parameters / figures["parameters"], 2)}
 
     def evaluate(self, config: VisionConfig, run_dir: Path, source: Path) -> dict:
         _, batch = set_up(config)

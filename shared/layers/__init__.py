@@ -1,6 +1,7 @@
 """Keras layers shared by the dlsuite apps."""
 
 from dlsuite.shared.layers.contrast import GlobalContrastNormalization, LocalContrastNormalization
+from dlsuite.shared.layers.mixture_of_experts import MixtureOfExperts
 from dlsuite.shared.layers.vocabulary_outputs import (
     OUTPUT_KINDS,
     FullSoftmax,
@@ -19,6 +20,7 @@ __all__ = [
     "GlobalContrastNormalization",
     "HierarchicalSoftmax",
     "LocalContrastNormalization",
+    "MixtureOfExperts",
     "NoiseContrastiveSoftmax",
     "RankingSoftmax",
     "SampledSoftmax",

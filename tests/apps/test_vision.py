@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dlsuite.apps.cli import main
 from dlsuite.apps.vision import config as vision_config
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision import train
@@ -179,3 +180,21 @@ def test_evaluate_reproduces_the_training_runs_test_accuracy(trained_run, tmp_pa
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert again["test_accuracy_tta"] > 0.85  # the mean over shifted copies is still a good classifier
     assert again["test_examples"] == metrics["test_examples"]
+
+
+def test_distill_two_teachers_into_a_smaller_student_that_exports(trained_run, tmp_path, capsys):
+    """`dlsuite vision distill --from A,B widths=...`: an ensemble of the trained run with itself
+    (the contract, not the gain: tests/shared/test_distillation.py measures that), a student with
+    fewer parameters in its own run folder, with an export that agrees."""
+    run_dir, metrics = trained_run
+    sources = f"{run_dir},{run_dir}"
+    assert main(["vision", "distill", "--from", sources, "widths=8", "epochs=4", f"run_root={tmp_path}"]) == 0
+    (distilled,) = (tmp_path / "vision").iterdir()
+    result = json.loads((distilled / "metrics.json").read_text())
+    assert result["teachers"] == [str(run_dir)] * 2 and result["parameters"] < metrics["parameters"] / 2
+    assert result["compression"] > 4 and result["test_accuracy"] > 0.2  # 10 classes: chance is 0.1
+    config = APP.resolve_config("export", distilled)
+    assert config.widths == (8,)  # the run's config describes the student
+    assert APP.run("export", config, distilled)["export_agrees"]
+    assert main(["language", "distill"]) == 2
+    assert "The language app has no distill command yet" in capsys.readouterr().err
