@@ -33,6 +33,7 @@ import numpy as np
 
 from dlsuite.shared.config import ConfigError, load_config
 from dlsuite.shared.distribute import is_chief
+from dlsuite.shared.export import quantize_weights
 from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
 from dlsuite.shared.training import TrainConfig, load_run_model
 
@@ -286,12 +287,17 @@ class App:
 
     def export_checked(self, config, source: Path, export_dir: str | Path | None = None) -> dict:
         """Exports into a temporary folder, checks its answers against the Keras model's, then
-        moves it into place (`<run>/export`): a failed or wrong export never replaces a good one."""
-        final = Path(export_dir) if export_dir else run_folder(source) / "export"
+        moves it into place (`<run>/export`): a failed or wrong export never replaces a good one.
+        `export_precision=int8`: the model's weights quantized first (shared/export.py), checked
+        against the quantized Keras model, into `<run>/export-int8`."""
+        precision = getattr(config, "export_precision", "float32")
+        folder = "export" if precision == "float32" else f"export-{precision}"
+        final = Path(export_dir) if export_dir else run_folder(source) / folder
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
         try:
             model = self.load_model(source)  # once, for the export and for its check
+            quantized = quantize_weights(model, precision)
             self.export(config, source, model, staging / "export")
             probe = self.export_probe(config, source, model)
             check = compare_outputs(probe, call_export(staging / "export", probe))
@@ -303,7 +309,8 @@ class App:
             replace_dir(staging / "export", final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return {"export_dir": str(final), **check}
+        extra = {"precision": precision, "quantized_layers": len(quantized)} if quantized else {}
+        return {"export_dir": str(final), **check, **extra}
 
     def main_job(self, run_root: str | Path) -> dict:
         """This app's part of `dlsuite all`: the quick setting trained, exported and checked."""

@@ -40,3 +40,25 @@ def top_k_labels(probabilities, class_names, k: int):
     labels = tf.gather(tf.constant(list(class_names)), indices)
     return labels, scores
 
+
+
+QUANTIZABLE = ("Dense", "EinsumDense", "Embedding")  # what Keras 3.15's model.quantize("int8") converts
+
+
+def quantize_weights(model, precision: str) -> list[str]:
+    """Post-training quantization with Keras' own `model.quantize`: precision "int8" stores the
+    kernels of the Dense, EinsumDense and Embedding layers as int8 with a scale per output
+    channel, and quantizes their inputs on the fly; other layers (convolutions, LSTMs) stay
+    float32. Returns the names of the layers it converted; "float32" leaves the model as it is."""
+    if precision == "float32":
+        return []
+    import warnings
+
+    with warnings.catch_warnings():  # Keras warns once per layer it cannot quantize
+        warnings.simplefilter("ignore", UserWarning)
+        model.quantize(precision)
+    converted = [layer.name for layer in model._flatten_layers() if getattr(layer, "quantization_mode", None)]
+    if not converted:
+        raise ValueError(f"export_precision={precision}: this model has no layer Keras can quantize "
+                         f"({', '.join(QUANTIZABLE)}); export it as float32.")
+    return converted

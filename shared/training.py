@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import keras
 import numpy as np
@@ -39,6 +40,8 @@ class TrainConfig(OptimizerConfig):
     jit_compile: bool = option(False, "compile train/eval steps with XLA")
     steps_per_execution: int = option(1, "train steps per tf.function call (fewer host round-trips)")
     worker_timeout_seconds: float = option(300.0, "multi_worker: give up (with a message) if the cluster has not formed by then")
+    export_precision: Literal["float32", "int8"] = option(
+        "float32", "export: int8 = Keras' weight quantization of Dense/Embedding layers, into <run>/export-int8")
     distill_temperature: float = option(4.0, "distill: softmax temperature T of the teachers' and student's outputs")
     distill_label_weight: float = option(0.5, "distill: weight of the labels' loss (the teachers' gets 1 - this)")
     seed: int = option(0, "random seed for data splits, shuffling and initialization")
