@@ -18,7 +18,7 @@ class VisionConfig(TrainConfig):
     # Settings a trained model fixes: `--from` commands refuse to change them.
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "image_size", "channels", "normalization", "gcn_regularization", "lcn_window_size", "lcn_window",
-        "backbone", "widths", "blocks_per_stage")
+        "backbone", "widths", "blocks_per_stage", "head", "moe_experts", "moe_top_k", "moe_hidden_units")
     # === Data ===
     data: str = option("digits", "digits | folder:<path> | tfds:<name> (e.g. tfds:mnist)")
     tfds_data_dir: str = option("", "TFDS data_dir (empty: TFDS default)")
@@ -37,6 +37,10 @@ class VisionConfig(TrainConfig):
     widths: tuple[int, ...] = option((32, 64, 128), "resnet: filters per stage (stride 2 after the first)")
     blocks_per_stage: int = option(1, "resnet: residual blocks per stage")
     dropout: float = option(0.2, "dropout before the classification head")
+    head: Literal["dense", "moe"] = option("dense", "moe: a gated mixture of experts between the backbone and the softmax")
+    moe_experts: int = option(4, "head=moe: Dense experts")
+    moe_top_k: int = option(2, "head=moe: experts run per image (the top-k gates)")
+    moe_hidden_units: int = option(64, "head=moe: hidden units of each expert")
     # === Augmentation (Keras preprocessing layers inside the model) ===
     augment: bool = option(True, "random translation/rotation/zoom/contrast/brightness while training")
     translate: float = option(0.1, "max translation as a fraction of the image size")
@@ -64,6 +68,8 @@ class VisionConfig(TrainConfig):
             (len(self.widths) >= 1, "widths needs at least one stage"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.top_k >= 1, "top_k must be >= 1"),
+            (min(self.moe_experts, self.moe_hidden_units) >= 1, "moe_experts and moe_hidden_units must be >= 1"),
+            (1 <= self.moe_top_k <= self.moe_experts, "moe_top_k must be between 1 and moe_experts"),
         ]
         require(checks)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from dlsuite.shared.layers import GlobalContrastNormalization, LocalContrastNormalization
+from dlsuite.shared.layers import GlobalContrastNormalization, LocalContrastNormalization, MixtureOfExperts
 
 # Keras' default 0.99 needs thousands of steps before the moving statistics used
 # at inference catch up with the weights; small datasets train in a few hundred.
@@ -117,12 +117,15 @@ def build_applications_backbone(input_shape, name="mobilenet_v2", weights_path="
 
 
 # === Functional Model ===
-def build_classifier(backbone, num_classes, input_shape, augmentation, normalization, dropout=0.2):
-    """Wires the named parts into one model; also used by fine-tuning to swap the head."""
+def build_classifier(backbone, num_classes, input_shape, augmentation, normalization, dropout=0.2, experts=None):
+    """Wires the named parts into one model; also used by fine-tuning to swap the head.
+    `experts`: a MixtureOfExperts layer between the backbone and the head (head=moe), or None."""
     inputs = keras.Input(input_shape, name="images")
     x = augmentation(inputs) if augmentation is not None else inputs
     x = normalization(x)
     features = backbone(x)
+    if experts is not None:
+        features = experts(features)
     features = layers.Dropout(dropout, name="dropout")(features)
     # The head computes in float32 so softmax stays accurate under mixed precision.
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(features)
@@ -132,7 +135,8 @@ def build_classifier(backbone, num_classes, input_shape, augmentation, normaliza
 def build_model(
     num_classes, image_size=16, channels=1, normalization="gcn", gcn_regularization=0.0,
     lcn_window_size=5, lcn_window="gaussian", backbone="resnet", backbone_weights="",
-    widths=(32, 64, 128), blocks_per_stage=1, dropout=0.2, augmentation=None,
+    widths=(32, 64, 128), blocks_per_stage=1, dropout=0.2, augmentation=None, head="dense", moe_experts=4,
+    moe_top_k=2, moe_hidden_units=64,
 ):
     """Builds the classifier.
 
@@ -143,6 +147,9 @@ def build_model(
         normalization: str. "none", "gcn" or "lcn".
         backbone: str. "resnet" (ours) or a Keras Applications name.
         augmentation: keras.Layer or None. From `build_augmentation`.
+        head: str. "dense" (a softmax over the backbone's features) or "moe": first a gated
+            mixture of `moe_experts` Dense experts (`moe_hidden_units` hidden units, the
+            `moe_top_k` best per image; shared/layers/mixture_of_experts.py).
     """
     input_shape = (image_size, image_size, channels)
     if backbone == "resnet":
@@ -150,15 +157,24 @@ def build_model(
     else:
         body = build_applications_backbone(input_shape, backbone, backbone_weights)
     norm = build_normalization(normalization, gcn_regularization, lcn_window_size, lcn_window)
-    return build_classifier(body, num_classes, input_shape, augmentation, norm, dropout)
+    experts = None
+    if head == "moe":
+        experts = MixtureOfExperts(moe_experts, units=body.output.shape[-1], hidden_units=moe_hidden_units,
+                                   top_k=moe_top_k, name="experts")
+    return build_classifier(body, num_classes, input_shape, augmentation, norm, dropout, experts)
 
 
 def replace_head(model, num_classes, augmentation=None, dropout=0.2):
     """Keeps a trained model's normalization and backbone, with a new head for new labels."""
     return build_classifier(
         model.get_layer("backbone"), num_classes, model.input_shape[1:],
-        augmentation, model.get_layer("normalize"), dropout,
+        augmentation, model.get_layer("normalize"), dropout, _experts(model),
     )
+
+
+def _experts(model):
+    """The model's mixture-of-experts layer (head=moe), or None."""
+    return model.get_layer("experts") if any(layer.name == "experts" for layer in model.layers) else None
 
 
 def inference_model(model):
@@ -169,4 +185,6 @@ def inference_model(model):
     """
     inputs = keras.Input(model.input_shape[1:], name="images")
     features = model.get_layer("backbone")(model.get_layer("normalize")(inputs))
+    if _experts(model) is not None:
+        features = _experts(model)(features)
     return keras.Model(inputs, model.get_layer("head")(features), name="vision_inference")

@@ -67,6 +67,8 @@ def model_arguments(config: VisionConfig) -> dict:
         gcn_regularization=config.gcn_regularization, lcn_window_size=config.lcn_window_size,
         lcn_window=config.lcn_window, backbone=config.backbone, backbone_weights=config.backbone_weights,
         widths=config.widths, blocks_per_stage=config.blocks_per_stage, dropout=config.dropout,
+        head=config.head, moe_experts=config.moe_experts, moe_top_k=config.moe_top_k,
+        moe_hidden_units=config.moe_hidden_units,
     )
 
 

@@ -19,6 +19,7 @@ from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision import train
 from dlsuite.apps.vision.app import VisionApp
 from dlsuite.pipelines.images import decode_image, encode_png, load_digits_arrays
+from dlsuite.shared.config import ConfigError
 from tests.fresh_process import run_without_dlsuite
 
 APP = VisionApp()
@@ -221,3 +222,20 @@ def test_an_int8_export_loads_without_dlsuite_and_stays_close_to_the_float_model
     decoded = np.stack([decode_image((tmp_path / f"{i}.png").read_bytes(), 12, 1).numpy() for i in range(16)])
     float_model = APP.load_model(run_dir)
     np.testing.assert_allclose(np.array(served["p"]), float_model.predict(decoded, verbose=0), atol=0.02)
+
+
+def test_a_mixture_of_experts_head_trains_and_exports(tmp_path):
+    """head=moe: the gated experts sit between the backbone and the softmax, in training, in the
+    inference graph and in the export; top-k routing gives each image exactly k experts."""
+    config = dataclasses.replace(SMALL, run_root=str(tmp_path), head="moe", moe_experts=4, moe_top_k=2)
+    metrics = APP.run("train", config)
+    assert metrics["test_accuracy"] > 0.8, metrics
+    run_dir = Path(metrics["run_dir"])
+    model = APP.load_model(run_dir)
+    experts = model.get_layer("experts")
+    features = model.get_layer("backbone")(np.zeros((3, 12, 12, 1), "float32"))
+    assert (np.count_nonzero(np.asarray(experts.gates(features)), axis=-1) == 2).all()
+    assert "experts" in [layer.name for layer in vision_model.inference_model(model).layers]
+    assert APP.run("export", APP.resolve_config("export", run_dir), run_dir)["export_agrees"]
+    with pytest.raises(ConfigError, match="moe_top_k must be between 1 and moe_experts"):
+        dataclasses.replace(config, moe_top_k=5)
