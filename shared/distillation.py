@@ -1,7 +1,7 @@
 """Model compression by distillation (the source text's section 12.1.4; Hinton et al. 2015): a
 small student learns from a large teacher's (or an ensemble's) output distribution.
 
-    dlsuite vision distill --from runs/vision/<a>,runs/vision/<b>,runs/vision/<c> student_widths=8,16,32
+    dlsuite vision distill --from runs/vision/<a>,runs/vision/<b>,runs/vision/<c> widths=8,16,32
 
 Keras' own `keras.distillation.Distiller` with `LogitsDistillation` does the training: the loss is
 `w * CE(labels, student) + (1 - w) * T^2 * KL(softmax(t / T) || softmax(s / T))`. Our classifiers

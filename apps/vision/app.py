@@ -5,7 +5,7 @@
     dlsuite vision evaluate --from runs/vision/<run>
     dlsuite vision predict --from runs/vision/<run> image1.png image2.jpg
     dlsuite vision export --from runs/vision/<run>
-    dlsuite vision distill --from runs/vision/<a>,runs/vision/<b> widths=8,16,32   # a 16x smaller student
+    dlsuite vision distill --from runs/vision/<a>,runs/vision/<b> widths=8,16,32   # a 15x smaller student
     dlsuite vision figures | robustness             # the chapter's GCN/LCN figure; contrast robustness
 
 `VisionApp` fills the app contract (apps/app.py); each method is one command's story, told with
