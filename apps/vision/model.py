@@ -15,7 +15,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from dlsuite.shared.layers import GlobalContrastNormalization, LocalContrastNormalization, MixtureOfExperts
+from dlsuite.shared.layers import (
+    GlobalContrastNormalization,
+    LocalContrastNormalization,
+    MixtureOfExperts,
+)
 
 # Keras' default 0.99 needs thousands of steps before the moving statistics used
 # at inference catch up with the weights; small datasets train in a few hundred.
