@@ -250,8 +250,7 @@ class App:
         if command == "distill":
             if type(self).distill is App.distill:
                 raise ValueError(f"The {self.name} app has no distill command yet (vision has).")
-            teachers = [self.checked_source(command, s) for s in str(source or "").split(",") if s] or [
-                self.checked_source(command, None)]
+            teachers = [self.checked_source(command, s) for s in str(source or "").split(",")]
         if command == "predict":
             if not inputs:
                 raise ValueError(f"'dlsuite {self.name} predict' needs inputs after the options "

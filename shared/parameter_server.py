@@ -106,9 +106,13 @@ def shipped_batches(dataset: tf.data.Dataset) -> list:
     return [tf.nest.map_structure(lambda *parts: np.stack(parts), *group) for group in groups.values()]
 
 
+def batch_count(batch_groups: list) -> int:
+    return sum(len(tf.nest.flatten(group)[0]) for group in batch_groups)
+
+
 def per_worker_iterator(strategy, batch_groups: list, seed: int):
     """An endless, reshuffled stream of each worker's own shard of the batches."""
-    count = sum(len(tf.nest.flatten(group)[0]) for group in batch_groups)
+    count = batch_count(batch_groups)
 
     def worker_dataset(context: tf.distribute.InputContext):
         batches = tf.data.Dataset.from_tensor_slices(batch_groups[0])
@@ -132,7 +136,7 @@ def fit_asynchronously(model: keras.Model, train_ds, valid_ds, epochs: int, run_
     strategy = model.distribute_strategy
     coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
     batch_groups = shipped_batches(train_ds)
-    steps = sum(len(tf.nest.flatten(group)[0]) for group in batch_groups)
+    steps = batch_count(batch_groups)
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
     _update_sharded_variables_in_place(model.optimizer)
