@@ -33,12 +33,14 @@ import numpy as np
 
 from dlsuite.shared.config import ConfigError, load_config
 from dlsuite.shared.distribute import is_chief
-from dlsuite.shared.export import quantize_weights
+from dlsuite.shared.export import at_precision
+from dlsuite.shared.litert import check_litert, write_litert
 from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
 from dlsuite.shared.training import TrainConfig, load_run_model
 
 COMMANDS = ("train", "evaluate", "finetune", "predict", "export", "distill")
 FROM_COMMANDS = ("evaluate", "finetune", "predict", "export")  # the commands on a trained run
+EXPORT_ALIASES = {"precision": "export_precision", "format": "export_format"}  # export's own short names
 # distill: --from TEACHER[,TEACHER...]; the config is the first teacher's, and its model fields
 # may change: they describe the student, a new model.
 
@@ -93,6 +95,11 @@ def compare_outputs(probe: ExportProbe, outputs: dict) -> dict:
     return {"export_max_gap": gap, "export_agrees": bool(same and gap <= probe.tolerance)}
 
 
+def _export_alias(override: str) -> str:
+    key, sep, value = override.partition("=")
+    return f"{EXPORT_ALIASES.get(key.strip(), key)}{sep}{value}"
+
+
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -101,6 +108,11 @@ def run_folder(source: str | Path) -> Path:
     """The run folder of `--from`: the folder itself, or the folder holding a given model file."""
     path = Path(source)
     return path if path.is_dir() else path.parent
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of all files under `path` (an export's size on disk)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def is_existing_file(text: str) -> bool:
@@ -201,12 +213,19 @@ class App:
         """A few raw inputs for the export and the Keras model's answers to them."""
         raise NotImplementedError
 
+    def litert_plan(self, config, source: Path, model):
+        """What `format=litert` converts (shared/litert.LiteRTPlan): a model on tensors, calibration
+        batches from the app's pipeline, probe inputs. Apps whose graph needs ops LiteRT lacks
+        (string lookups, beam search) do not fill it in."""
+        raise ValueError(f"The {self.name} app has no LiteRT export (format=litert); use format=saved_model.")
+
     def summary(self, metrics: dict) -> dict:
         """The main job's rows (name -> number) from a training run's metrics."""
         return {k: v for k, v in metrics.items() if k.startswith("test_")}
 
-    def run_extra(self, command: str, config, run_dir: Path) -> dict:
-        """An app's own command (`extra_commands`) in a new run folder; returns its results."""
+    def run_extra(self, command: str, config, run_dir: Path, source: str | None = None) -> dict:
+        """An app's own command (`extra_commands`) in a new run folder; returns its results.
+        `source`: the command's `--from` as given (None without one; the app checks it)."""
         raise ValueError(f"Unknown {self.name} command '{command}'.")
 
     def main_job_extras(self, config) -> dict:
@@ -214,8 +233,9 @@ class App:
         return {}
 
     # === Written once for every app ===
-    def load_model(self, source: str | Path):
-        return load_run_model(source, self.name)
+    def load_model(self, source: str | Path, precision: str = "float32"):
+        """The run's model; `precision` float16/int8: as the export at that precision computes."""
+        return at_precision(load_run_model(source, self.name), precision)[0]
 
     def trained_config(self, source: str | Path) -> TrainConfig:
         """The resolved config a run was made with (its config.yaml), or the defaults without one."""
@@ -228,8 +248,10 @@ class App:
         config for the commands on a run. Then the YAML file, then `key=value` overrides. A setting
         the trained model fixes (`MODEL_FIELDS`: its size, its vocabulary) cannot be overridden on
         a trained run: that is an error naming the key, never a silently ignored value."""
-        if command == "distill" and source:  # the student starts from the first teacher's settings
+        if source and command not in FROM_COMMANDS:  # distill, cascade: from the first run's settings
             return load_config(self.trained_config(str(source).split(",")[0]), config_file, overrides)
+        if command == "export":  # `export precision=int8 format=litert`, as the issue and README write it
+            overrides = [_export_alias(item) for item in overrides]
         if command not in FROM_COMMANDS or not source:
             return load_config(self.quick() if quick else self.config_class(), config_file, overrides)
         if quick:
@@ -251,6 +273,9 @@ class App:
             if type(self).distill is App.distill:
                 raise ValueError(f"The {self.name} app has no distill command yet (vision has).")
             teachers = [self.checked_source(command, s) for s in str(source or "").split(",")]
+        elif source and command not in FROM_COMMANDS:  # an app's own command on runs (vision cascade)
+            for part in str(source).split(","):
+                self.checked_source(command, part)
         if command == "predict":
             if not inputs:
                 raise ValueError(f"'dlsuite {self.name} predict' needs inputs after the options "
@@ -278,7 +303,7 @@ class App:
         elif command == "distill":
             metrics = self.distill(config, run_dir, teachers) | {"teachers": [str(t) for t in teachers]}
         else:
-            metrics = self.run_extra(command, config, run_dir)
+            metrics = self.run_extra(command, config, run_dir, source)
         write_metrics(run_dir, metrics)
         if not is_chief():  # a multi-worker job: the chief's folder is the run (shared/multi_worker.py)
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -287,18 +312,22 @@ class App:
     def export_checked(self, config, source: Path, export_dir: str | Path | None = None) -> dict:
         """Exports into a temporary folder, checks its answers against the Keras model's, then
         moves it into place (`<run>/export`): a failed or wrong export never replaces a good one.
-        `export_precision=int8`: the model's weights quantized first (shared/export.py), checked
-        against the quantized Keras model, into `<run>/export-int8`."""
-        precision = getattr(config, "export_precision", "float32")
+        `export_precision=float16|int8`: the model converted first (shared/export.at_precision),
+        checked against the converted Keras model, into `<run>/export-<precision>`.
+        `export_format=litert`: a `.tflite` file instead (`export_litert`)."""
+        precision = config.export_precision
+        if config.export_format == "litert":
+            return self.export_litert(config, source, precision)
         folder = "export" if precision == "float32" else f"export-{precision}"
         final = Path(export_dir) if export_dir else run_folder(source) / folder
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
         try:
-            model = self.load_model(source)  # once, for the export and for its check
-            quantized = quantize_weights(model, precision)
+            model, converted = at_precision(self.load_model(source), precision)  # once, for export and check
             self.export(config, source, model, staging / "export")
             probe = self.export_probe(config, source, model)
+            if precision == "float16":  # float16 rounding differs between Keras' and the graph's kernels
+                probe = dataclasses.replace(probe, tolerance=max(probe.tolerance, 1e-2))
             check = compare_outputs(probe, call_export(staging / "export", probe))
             if not check["export_agrees"]:
                 raise ExportMismatchError(
@@ -308,8 +337,26 @@ class App:
             replace_dir(staging / "export", final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        extra = {"precision": precision, "quantized_layers": len(quantized)} if quantized else {}
-        return {"export_dir": str(final), **check, **extra}
+        extra = {"precision": precision, "converted_layers": len(converted)} if precision != "float32" else {}
+        return {"export_dir": str(final), **check, **extra, "size_bytes": folder_size(final)}
+
+    def export_litert(self, config, source: Path, precision: str) -> dict:
+        """`<run>/litert/<precision>.tflite` from the app's `litert_plan`, run with ai-edge-litert
+        and checked against the float32 Keras model (shared/litert.LITERT_TOLERANCE)."""
+        plan = self.litert_plan(config, source, self.load_model(source))
+        final = run_folder(source) / "litert" / f"{precision}.tflite"
+        staging = write_litert(plan, precision, final.with_name(f".unchecked-{final.name}"))
+        try:
+            check = check_litert(plan, staging, precision)
+            if not check["export_agrees"]:
+                raise ExportMismatchError(
+                    f"The LiteRT file answers differently from the Keras model (largest gap "
+                    f"{check['export_max_gap']:.3g}, top-1 agreement {check['top1_agreement']:.0%}); "
+                    f"nothing was written to {final}. Try a higher precision.")
+            staging.replace(final)
+        finally:
+            staging.unlink(missing_ok=True)
+        return {"export_dir": str(final), "format": "litert", "precision": precision, **check}
 
     def main_job(self, run_root: str | Path) -> dict:
         """This app's part of `dlsuite all`: the quick setting trained, exported and checked."""

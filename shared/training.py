@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Literal
 
 import keras
 import numpy as np
@@ -26,6 +25,7 @@ import tensorflow as tf
 
 from dlsuite.shared.config import option, require
 from dlsuite.shared.distribute import PrecisionName, StrategyName
+from dlsuite.shared.export import ExportFormat, ExportPrecision
 from dlsuite.shared.optim import OptimizerConfig, make_optimizer
 
 
@@ -40,8 +40,12 @@ class TrainConfig(OptimizerConfig):
     jit_compile: bool = option(False, "compile train/eval steps with XLA")
     steps_per_execution: int = option(1, "train steps per tf.function call (fewer host round-trips)")
     worker_timeout_seconds: float = option(300.0, "multi_worker: give up (with a message) if the cluster has not formed by then")
-    export_precision: Literal["float32", "int8"] = option(
-        "float32", "export: int8 = Keras' weight quantization of Dense/Embedding layers, into <run>/export-int8")
+    export_precision: ExportPrecision = option(
+        "float32", "export/evaluate: weights as float16 (a float16 copy) or int8 (Keras' quantization of "
+                   "Dense/Embedding layers; LiteRT: full-integer); on export also `precision=`")
+    export_format: ExportFormat = option(
+        "saved_model", "export: saved_model (<run>/export[-precision]) or litert (<run>/litert/<precision>.tflite); "
+                       "on export also `format=`")
     distill_temperature: float = option(4.0, "distill: softmax temperature T of the teachers' and student's outputs")
     distill_label_weight: float = option(0.5, "distill: weight of the labels' loss (the teachers' gets 1 - this)")
     seed: int = option(0, "random seed for data splits, shuffling and initialization")

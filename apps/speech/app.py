@@ -69,7 +69,7 @@ class SpeechApp(App):
         again on that data's validation split (with this config's lm_lexicon and beam_width)."""
         set_up(config)
         _, examples = train.prepare(config, run_dir, ("valid", "test"))
-        lm, model = inference.load_lm(run_folder(source)), self.load_model(source)
+        lm, model = inference.load_lm(run_folder(source)), self.load_model(source, config.export_precision)
         fusion = inference.tune(model, examples["valid"], config, lm)
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)

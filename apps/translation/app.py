@@ -74,7 +74,7 @@ class TranslationApp(App):
         """Test BLEU/chrF of a trained run on `config.data` (its vocabulary and model, this config's decoding)."""
         set_up(config)
         corpus = data.load_corpus(config)
-        vocab, model = data.load_vocabulary(run_folder(source)), self.load_model(source)
+        vocab, model = data.load_vocabulary(run_folder(source)), self.load_model(source, config.export_precision)
         metrics, _ = inference.evaluate_pairs(model, vocab, corpus.test, config, run_dir)
         return metrics
 

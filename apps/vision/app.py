@@ -6,6 +6,7 @@
     dlsuite vision predict --from runs/vision/<run> image1.png image2.jpg
     dlsuite vision export --from runs/vision/<run>
     dlsuite vision distill --from runs/vision/<a>,runs/vision/<b> widths=8,16,32   # a 15x smaller student
+    dlsuite vision cascade --from runs/vision/<cheap>,runs/vision/<expensive>     # the cheap one answers when sure
     dlsuite vision figures | robustness             # the chapter's GCN/LCN figure; contrast robustness
 
 `VisionApp` fills the app contract (apps/app.py); each method is one command's story, told with
@@ -19,13 +20,15 @@ import json
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.vision import export, inference, report, train
+from dlsuite.apps.vision import cascade, data, export, inference, report, train
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig, quick
 from dlsuite.pipelines.images import encode_png, load_digits_arrays
 from dlsuite.shared.distillation import check_same_classes, make_distiller
+from dlsuite.shared.litert import LiteRTPlan
 from dlsuite.shared.runs import atomic_write_json
 from dlsuite.shared.training import fit_model, set_up
 
@@ -34,7 +37,7 @@ class VisionApp(App):
     name = "vision"
     config_class = VisionConfig
     inputs_are = "files"
-    extra_commands = ("figures", "robustness")
+    extra_commands = ("figures", "robustness", "cascade")
 
     def quick(self) -> VisionConfig:
         return quick()
@@ -110,7 +113,7 @@ class VisionApp(App):
     def evaluate(self, config: VisionConfig, run_dir: Path, source: Path) -> dict:
         _, batch = set_up(config)
         splits, (_, _, test_ds) = train.load_datasets(config, batch, evaluation=True)
-        return inference.evaluate_model(self.load_model(source), test_ds, splits.class_names, run_dir, tta=config.tta)
+        return inference.evaluate_model(self.load_model(source, config.export_precision), test_ds, splits.class_names, run_dir, tta=config.tta)
 
     def predict(self, config: VisionConfig, source: Path, inputs: list[str]) -> list[dict]:
         return inference.classify_files(self.load_model(source), inference.class_names(source), inputs, config.top_k)
@@ -122,17 +125,33 @@ class VisionApp(App):
         images, _, _ = load_digits_arrays()
         return export.probe(model, encode_png(images[:16]))
 
+    def litert_plan(self, config: VisionConfig, source: Path, model) -> LiteRTPlan:
+        """LiteRT takes decoded pixels (B, S, S, C): full-integer files read them as uint8 0..255
+        (the calibrated input scale is 1/255) and answer probabilities as uint8 / 256."""
+        splits = data.load_splits(config.data, config.image_size, config.channels, config.classes,
+                                  config.tfds_data_dir, config.split_seed)
+
+        def calibration():  # int8 scales from 200 training images, one at a time as the converter asks
+            for image, _ in splits.train.take(200).as_numpy_iterator():
+                yield [image[None]]
+
+        probe = np.stack([image for image, _ in splits.test.take(32).as_numpy_iterator()])
+        return LiteRTPlan(vision_model.inference_model(model), calibration, [probe], integer_io=True)
+
     def summary(self, metrics: dict) -> dict:
         return {"test accuracy": metrics["test_accuracy"], "train seconds": metrics["train_seconds"]}
 
     # === The app's own commands ===
-    def run_extra(self, command: str, config: VisionConfig, run_dir: Path) -> dict:
+    def run_extra(self, command: str, config: VisionConfig, run_dir: Path, source: str | None = None) -> dict:
         if command == "figures":
             paths = [report.contrast_figure(run_dir), report.jitter_samples_figure(run_dir, config.image_size)]
             return {"figures": [str(p) for p in paths]}
         if command == "robustness":
             return report.robustness_experiment(config, run_dir)
-        return super().run_extra(command, config, run_dir)
+        if command == "cascade":  # --from CHEAP_RUN,EXPENSIVE_RUN (apps/vision/cascade.py)
+            runs = [self.checked_source(command, s) for s in cascade.cascade_sources(source)]
+            return cascade.make_cascade(config, run_dir, runs, [self.trained_config(run) for run in runs])
+        return super().run_extra(command, config, run_dir, source)
 
     def main_job_extras(self, config: VisionConfig) -> dict:
         """The chapter's figures and the contrast-robustness experiment (15 epochs per model)."""

@@ -24,6 +24,8 @@ class VisionConfig(TrainConfig):
     tfds_data_dir: str = option("", "TFDS data_dir (empty: TFDS default)")
     classes: tuple[int, ...] = option((), "digits only: keep these classes, e.g. 0,1,2,3,4")
     train_examples_per_class: int = option(0, "keep at most this many training images per class (0 = all)")
+    split_seed: int = option(0, "draws the train/validation/test split and the few-shot subset; `seed` varies only "
+                                "initialization, shuffling and augmentation, so runs of any seed share one test split")
     image_size: int = option(16, "images are resized to image_size x image_size")
     channels: int = option(1, "1 (grayscale) or 3 (RGB); images are converted")
     # === Model ===
@@ -55,6 +57,10 @@ class VisionConfig(TrainConfig):
     # === Evaluation and export ===
     top_k: int = option(3, "labels returned by predict and the exported model")
     tta: bool = option(False, "evaluate also with test-time augmentation (mean over shifted copies)")
+    # === Cascade (dlsuite vision cascade --from CHEAP_RUN,EXPENSIVE_RUN) ===
+    cascade_threshold: float = option(
+        -1.0, "cascade: the cheap model answers when its top probability is above this (0: always, 1: never); "
+        "-1: the threshold with the fewest expensive calls within 0.2 points of the expensive model, on validation")
 
     def validate(self) -> None:
         super().validate()
@@ -70,6 +76,8 @@ class VisionConfig(TrainConfig):
             (self.top_k >= 1, "top_k must be >= 1"),
             (min(self.moe_experts, self.moe_hidden_units) >= 1, "moe_experts and moe_hidden_units must be >= 1"),
             (1 <= self.moe_top_k <= self.moe_experts, "moe_top_k must be between 1 and moe_experts"),
+            (self.cascade_threshold == -1 or 0 <= self.cascade_threshold <= 1,
+             "cascade_threshold must be in [0, 1], or -1 to choose it on the validation split"),
         ]
         require(checks)
 

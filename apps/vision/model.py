@@ -185,8 +185,11 @@ def inference_model(model):
     """The trained model without its augmentation: images -> normalize -> backbone -> head.
 
     Rebuilt from named layers (dropout is identity at inference), so the export
-    graph holds no random-number state.
+    graph holds no random-number state. A cascade (apps/vision/cascade.py) is made of two such
+    inference models already and is returned as it is.
     """
+    if any(layer.name == "cascade" for layer in model.layers):
+        return model
     inputs = keras.Input(model.input_shape[1:], name="images")
     features = model.get_layer("backbone")(model.get_layer("normalize")(inputs))
     if _experts(model) is not None:

@@ -24,7 +24,7 @@ def load_datasets(config: VisionConfig, batch: int, evaluation: bool = False):
     ignores the few-shot training cap."""
     splits = data.load_splits(
         config.data, config.image_size, config.channels, config.classes, config.tfds_data_dir,
-        config.seed, 0 if evaluation else config.train_examples_per_class,
+        config.split_seed, 0 if evaluation else config.train_examples_per_class,
     )
     return splits, data.make_datasets(splits, batch, config.seed)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dlsuite.apps.app import FROM_COMMANDS, compare_outputs
+from dlsuite.apps.app import FROM_COMMANDS, App, compare_outputs
 from dlsuite.apps.cli import APPS, main, run_app
 from dlsuite.shared.config import ConfigError, config_to_yaml
 from tests.fresh_process import run_without_dlsuite
@@ -116,6 +116,26 @@ def test_export_answers_a_fresh_process_as_the_keras_model_does(smoke):
     answered = dict(np.load(outputs, allow_pickle=True))
     check = compare_outputs(probe, answered)
     assert check["export_agrees"], check
+
+
+@pytest.mark.parametrize("precision", ["float16", "int8"])
+def test_every_app_exports_at_lower_precision_checked_against_the_converted_model(smoke, precision):
+    source = smoke.results["train"]["run_dir"]
+    exported = run_app(smoke.name, ["export", "--from", source, f"precision={precision}"])
+    assert exported["export_agrees"] and exported["precision"] == precision and exported["converted_layers"] >= 1
+    assert Path(exported["export_dir"]) == Path(source) / f"export-{precision}"
+    assert (Path(source) / "export" / "saved_model.pb").is_file()  # the float32 export is left alone
+
+
+def test_litert_export_is_a_checked_file_or_a_clear_refusal(smoke, capsys):
+    source = smoke.results["train"]["run_dir"]
+    app = APPS[smoke.name]
+    if type(app).litert_plan is App.litert_plan:  # the contract's default: no LiteRT
+        assert main([smoke.name, "export", "--from", source, "format=litert"]) == 2
+        assert "has no LiteRT export" in capsys.readouterr().err
+        return
+    exported = run_app(smoke.name, ["export", "--from", source, "format=litert", "precision=int8"])
+    assert exported["export_agrees"] and Path(exported["export_dir"]).name == "int8.tflite"
 
 
 def test_commands_on_a_run_start_from_its_config_and_check_overrides(smoke):

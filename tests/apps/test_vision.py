@@ -102,13 +102,14 @@ def _cli(*args):
                           text=True, timeout=120, env=env)
 
 
-def test_cli_help_and_unknown_key():
-    helped = _cli("vision", "--help")
-    assert helped.returncode == 0 and "normalization = 'gcn'" in helped.stdout
-    bad = _cli("vision", "train", "learnig_rate=0.1")
-    assert bad.returncode == 2
-    assert "Unknown config key 'learnig_rate'" in bad.stderr and "learning_rate" in bad.stderr
-    assert _cli("speech-to-text", "train").returncode == 2
+def test_cli_help_and_unknown_key(capsys):
+    with pytest.raises(SystemExit) as helped:
+        main(["vision", "--help"])
+    assert helped.value.code == 0 and "normalization = 'gcn'" in capsys.readouterr().out
+    assert main(["vision", "train", "learnig_rate=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown config key 'learnig_rate'" in err and "learning_rate" in err
+    assert _cli("speech-to-text", "train").returncode == 2  # the installed entry point, in a fresh process
 
 
 @pytest.mark.parametrize("normalization", ["none", "gcn", "lcn"])
@@ -145,6 +146,7 @@ def test_mixed_precision_keeps_a_float32_head(tmp_path):
         set_precision("float32")
 
 
+@pytest.mark.slow  # 2+ minutes; the finetune command itself runs in every app's contract test
 def test_finetune_beats_training_from_scratch_on_few_examples(tmp_path):
     """Pretrain on digits 0-4; with one image per class of 5-9, fine-tuning wins.
 
@@ -197,10 +199,11 @@ def test_distill_two_teachers_into_a_smaller_student_that_exports(trained_run, t
     config = APP.resolve_config("export", distilled)
     assert config.widths == (8,)  # the run's config describes the student
     assert APP.run("export", config, distilled)["export_agrees"]
-    assert main(["language", "distill"]) == 2
-    assert "The language app has no distill command yet" in capsys.readouterr().err
+    assert main(["speech", "distill"]) == 2
+    assert "The speech app has no distill command yet" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # every app's int8 export is checked in the default run (test_app_contract.py)
 def test_an_int8_export_loads_without_dlsuite_and_stays_close_to_the_float_model(trained_run, tmp_path):
     """export_precision=int8: Keras' weight quantization (the head is the model's Dense layer),
     a SavedModel of its own beside the float one, agreeing with the quantized Keras model, and

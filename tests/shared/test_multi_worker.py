@@ -140,6 +140,7 @@ def test_launch_needs_a_command():
         launch.main(["--workers", "2"])
 
 
+@pytest.mark.slow  # 3 minutes on 2 cores
 def test_a_killed_worker_job_resumes_from_its_last_epoch(tmp_path):
     """Kill worker 1 mid-training: the launcher stops the job; the same command again resumes every
     worker from the last epoch's BackupAndRestore state, losing at most the epoch in flight."""
