@@ -41,6 +41,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from latency import (  # benchmarks/latency.py, beside this script
+    interleaved_seconds,
+    vision_export_calls,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,31 +117,14 @@ def latencies(runs: dict, png: list[bytes], calls: int) -> dict:
     through the test split; also the decoding alone (the exports' own map_fn of decode_image)."""
     import tensorflow as tf
 
-    from dlsuite.pipelines.images import decode_image
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def decode_only(image_bytes):
-        return tf.map_fn(lambda b: decode_image(b, 16, 1), image_bytes,
-                         fn_output_signature=tf.TensorSpec((16, 16, 1), tf.float32))
-
-    loaded = {name: tf.saved_model.load(str(Path(run) / "export")) for name, run in runs.items()}
-    calls_of = {name: (lambda b, s=obj.signatures["serving_default"]: s(image_bytes=b)["probabilities"].numpy())
-                for name, obj in loaded.items()}
-    calls_of["decode only"] = lambda b: decode_only(b).numpy()
+    calls_of = vision_export_calls({name: Path(run) / "export" for name, run in runs.items()})
     batches = {LATENCY_BATCH: [tf.constant(png[i:i + LATENCY_BATCH])
                                for i in range(0, len(png) - LATENCY_BATCH + 1, LATENCY_BATCH)],
                1: [tf.constant(png[i:i + 1]) for i in range(len(png))]}
-    samples = {name: {size: [] for size in batches} for name in calls_of}
-    for size, batch_list in batches.items():
-        for call in calls_of.values():
-            for i in range(WARMUP_CALLS):
-                call(batch_list[i % len(batch_list)])
-        for i in range(calls if size == LATENCY_BATCH else 4 * calls):
-            for name, call in calls_of.items():
-                start = time.perf_counter()
-                call(batch_list[i % len(batch_list)])
-                samples[name][size].append(time.perf_counter() - start)
-    return samples
+    by_size = {size: interleaved_seconds(calls_of, batch_list, calls if size == LATENCY_BATCH else 4 * calls,
+                                         WARMUP_CALLS)
+               for size, batch_list in batches.items()}
+    return {name: {size: by_size[size][name] for size in by_size} for name in calls_of}
 
 
 def rows_of(runs: dict, samples: dict, served: dict) -> list[dict]:

@@ -48,6 +48,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from latency import (  # benchmarks/latency.py, beside this script
+    interleaved_seconds,
+    vision_export_calls,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -133,29 +138,11 @@ def latencies(runs: dict, png: list[bytes], calls: int) -> dict:
     decoding alone (the export's own map_fn of decode_image, no model) as the floor every export shares."""
     import tensorflow as tf
 
-    from dlsuite.pipelines.images import decode_image
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def decode_only(image_bytes):
-        return tf.map_fn(lambda b: decode_image(b, 16, 1), image_bytes,
-                         fn_output_signature=tf.TensorSpec((16, 16, 1), tf.float32))
-
-    loaded = {name: tf.saved_model.load(str(Path(run_dir) / "export")) for name, run_dir in runs.items()}
-    calls_of = {name: (lambda b, s=obj.signatures["serving_default"]: s(image_bytes=b)["probabilities"].numpy())
-                for name, obj in loaded.items()}
-    calls_of["decode only"] = lambda b: decode_only(b).numpy()
-    batches = {LATENCY_BATCH: tf.constant(png[:LATENCY_BATCH]), 1: tf.constant(png[:1])}
-    samples = {name: {size: [] for size in batches} for name in calls_of}
-    for size, batch in batches.items():
-        for call in calls_of.values():
-            for _ in range(WARMUP_CALLS):
-                call(batch)
-        for _ in range(calls if size == LATENCY_BATCH else 2 * calls):
-            for name, call in calls_of.items():
-                start = time.perf_counter()
-                call(batch)
-                samples[name][size].append(time.perf_counter() - start)
-    return samples
+    calls_of = vision_export_calls({name: Path(run_dir) / "export" for name, run_dir in runs.items()})
+    by_size = {}
+    for size, repeats in ((LATENCY_BATCH, calls), (1, 2 * calls)):
+        by_size[size] = interleaved_seconds(calls_of, [tf.constant(png[:size])], repeats, WARMUP_CALLS)
+    return {name: {size: by_size[size][name] for size in by_size} for name in calls_of}
 
 
 def variant(app, name: str, base, args, root: Path) -> dict:

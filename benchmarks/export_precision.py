@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/export_precision.py --runs runs/main/vision/<run> runs/main/language/<run> ...
     .venv/bin/python benchmarks/export_precision.py --train vision language   # trains the quick setting first
 
-For each run (the app is read from its folder's `command.json`), in one process:
+For each run (the app is the name of the folder above it), in one process:
 
 1. `dlsuite <app> export --from RUN precision=P` for P in float32, float16, int8 (SavedModel; int8 is
    Keras' `model.quantize("int8")`: Dense/EinsumDense/Embedding kernels only), and for the apps with
@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from latency import interleaved_seconds  # benchmarks/latency.py, beside this script
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,7 +41,17 @@ WARMUP_CALLS = 3
 
 
 def app_of(run: Path) -> str:
-    return json.loads((run / "command.json").read_text())["app"]
+    return run.resolve().parent.name  # run folders are <run_root>/<app>/<time>-<command>
+
+
+# The metrics each table row shows (the first of them is the one compared across precisions).
+HEADLINE_PREFIXES = {"vision": ("test_accuracy",), "language": ("test_ppl_lstm", "test_ppl_mlp", "test_ppl_mixture"),
+                     "speech": ("test_cer", "test_wer"), "translation": ("test_bleu",)}
+
+
+def headline(app_name: str, metrics: dict) -> dict:
+    prefixes = HEADLINE_PREFIXES.get(app_name, ("test_",))
+    return {k: v for k, v in metrics.items() if k.startswith(prefixes) and isinstance(v, int | float)}
 
 
 def train_quick(app, run_root: Path) -> Path:
@@ -47,22 +59,22 @@ def train_quick(app, run_root: Path) -> Path:
     return Path(app.run("train", config)["run_dir"])
 
 
-def saved_model_rows(app, run: Path) -> list[dict]:
+def saved_model_rows(app, run: Path, run_root: Path) -> list[dict]:
     """Export, size and test metric of each SavedModel precision."""
     rows = []
     for precision in PRECISIONS:
         exported = app.run("export", app.resolve_config("export", run, overrides=[f"precision={precision}"]), run)
-        metrics = app.run("evaluate", app.resolve_config("evaluate", run, overrides=[f"export_precision={precision}"]),
-                          run)
+        overrides = [f"export_precision={precision}", f"run_root={run_root}"]  # evaluate's run folders go there
+        metrics = app.run("evaluate", app.resolve_config("evaluate", run, overrides=overrides), run)
         variables = Path(exported["export_dir"]) / "variables"
         rows.append({"format": "saved_model", "precision": precision, "export_dir": exported["export_dir"],
                      "size_bytes": exported["size_bytes"],
                      "variables_bytes": sum(f.stat().st_size for f in variables.rglob("*") if f.is_file()),
-                     "export_max_gap": exported["export_max_gap"], "metrics": app.summary(metrics)})
+                     "export_max_gap": exported["export_max_gap"], "metrics": headline(app.name, metrics)})
     return rows
 
 
-def saved_model_latency(app, run: Path, rows: list[dict], calls: int) -> None:
+def saved_model_latency(app, run: Path, rows: list[dict], repeats: int) -> None:
     """Median seconds per example of each export on the app's probe inputs (interleaved calls)."""
     import tensorflow as tf
 
@@ -71,15 +83,11 @@ def saved_model_latency(app, run: Path, rows: list[dict], calls: int) -> None:
     batch = len(next(iter(probe.inputs.values())))
     for module in probe.imports:
         __import__(module)
-    signatures = [tf.saved_model.load(row["export_dir"]).signatures[probe.signature] for row in rows]
-    samples = [[] for _ in rows]
-    for call in range(WARMUP_CALLS + calls):
-        for signature, times in zip(signatures, samples, strict=True):
-            start = time.perf_counter()
-            signature(**inputs)
-            if call >= WARMUP_CALLS:
-                times.append(time.perf_counter() - start)
-    for row, times in zip(rows, samples, strict=True):
+    signatures = {row["precision"]: tf.saved_model.load(row["export_dir"]).signatures[probe.signature] for row in rows}
+    calls = {precision: (lambda x, s=signature: s(**x)) for precision, signature in signatures.items()}
+    samples = interleaved_seconds(calls, [inputs], repeats, WARMUP_CALLS)
+    for row in rows:
+        times = samples[row["precision"]]
         row |= {"latency_ms_per_example": 1e3 * statistics.median(times) / batch, "probe_batch": batch}
 
 
@@ -88,7 +96,7 @@ def litert_rows(app, run: Path, calls: int) -> list[dict]:
     import numpy as np
 
     from dlsuite.apps.app import App
-    from dlsuite.shared.litert import run_litert
+    from dlsuite.shared.litert import LiteRTModel, run_litert
 
     if type(app).litert_plan is App.litert_plan:
         return []
@@ -100,16 +108,12 @@ def litert_rows(app, run: Path, calls: int) -> list[dict]:
                                                                                 "format=litert"]), run)
         probabilities = run_litert(exported["export_dir"], [test["images"]])[0]
         accuracy = float(np.mean(np.argmax(probabilities, -1) == test["labels"]))
-        times = []
-        for call in range(WARMUP_CALLS + calls):
-            start = time.perf_counter()
-            run_litert(exported["export_dir"], [test["images"][:64]])
-            if call >= WARMUP_CALLS:
-                times.append(time.perf_counter() - start)
+        litert_model = LiteRTModel(exported["export_dir"])  # loaded once, as a server would
+        call = {precision: lambda x, model=litert_model: model([x])}
+        times = interleaved_seconds(call, [test["images"][:64]], calls, WARMUP_CALLS)[precision]
         rows.append({"format": "litert", "precision": precision, "export_dir": exported["export_dir"],
                      "size_bytes": exported["size_bytes"], "export_max_gap": exported["export_max_gap"],
-                     "top1_agreement": exported["top1_agreement"], "metrics": {"test accuracy": accuracy},
-                     # includes loading the interpreter once per call, as run_litert does
+                     "top1_agreement": exported["top1_agreement"], "metrics": {"test_accuracy": accuracy},
                      "latency_ms_per_example": 1e3 * statistics.median(times) / 64, "probe_batch": 64})
     return rows
 
@@ -127,14 +131,15 @@ def test_arrays(app, config) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| app | format | precision | size (KB) | vs float32 | test metric | latency ms/example | vs float32 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| app | format | precision | size (KB) | weights (KB) | vs float32 | test metric | latency ms/example | vs float32 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         for row in result["rows"]:
             base = next(r for r in result["rows"] if r["format"] == row["format"] and r["precision"] == "float32")
-            metric = ", ".join(f"{k} {v:.4g}" for k, v in row["metrics"].items() if "seconds" not in k)
+            metric = ", ".join(f"{k[5:]} {v:.4g}" for k, v in row["metrics"].items())
+            weights, base_weights = row.get("variables_bytes", row["size_bytes"]), base.get("variables_bytes", base["size_bytes"])
             lines.append(f"| {result['app']} | {row['format']} | {row['precision']} | {row['size_bytes'] / 1e3:,.0f} | "
-                         f"{row['size_bytes'] / base['size_bytes']:.2f}x | {metric} | "
+                         f"{weights / 1e3:,.0f} | {weights / base_weights:.2f}x | {metric} | "
                          f"{row['latency_ms_per_example']:.3f} | "
                          f"{row['latency_ms_per_example'] / base['latency_ms_per_example']:.2f}x |")
     return "\n".join(lines)
@@ -157,7 +162,7 @@ def main():
     for run in runs:
         app = APPS[app_of(run)]
         started = time.perf_counter()
-        rows = saved_model_rows(app, run)
+        rows = saved_model_rows(app, run, Path(args.run_root))
         saved_model_latency(app, run, rows, args.calls)
         rows += litert_rows(app, run, args.calls)
         results.append({"app": app.name, "run": str(run), "rows": rows, "seconds": time.perf_counter() - started})

@@ -13,7 +13,7 @@ conversion; the options below choose the precision:
              inputs and outputs uint8 where the app allows (pixels 0..255 in, probabilities x 256 out)
 
 The file runs with `ai-edge-litert` (the interpreter's new home; TensorFlow is removing
-`tf.lite.Interpreter`): `run_litert` below is all a user needs.
+`tf.lite.Interpreter`): `LiteRTModel` below is all a user needs.
 """
 
 from __future__ import annotations
@@ -81,21 +81,37 @@ def write_litert(plan: LiteRTPlan, precision: str, path: str | Path) -> Path:
     return path
 
 
-def run_litert(path: str | Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The `.tflite` file's answers to float inputs (batch first), as float arrays.
+class LiteRTModel:
+    """A `.tflite` file loaded once into ai-edge-litert's interpreter, called like a model: float
+    inputs (batch first) in, float outputs out.
 
     Full-integer files are fed through their own input scale (q = x / scale + zero point) and their
-    outputs turned back into real numbers ((q - zero point) x scale): callers see one interface."""
-    from ai_edge_litert.interpreter import Interpreter
+    outputs turned back into real numbers ((q - zero point) x scale): callers see one interface.
+    The tensors are resized only when the batch shape changes."""
 
-    interpreter = Interpreter(model_path=str(path))
-    for detail, array in zip(interpreter.get_input_details(), inputs, strict=True):
-        interpreter.resize_tensor_input(detail["index"], np.shape(array))
-    interpreter.allocate_tensors()
-    for detail, array in zip(interpreter.get_input_details(), inputs, strict=True):
-        interpreter.set_tensor(detail["index"], _to_tensor(np.asarray(array), detail))
-    interpreter.invoke()
-    return [_from_tensor(interpreter.get_tensor(d["index"]), d) for d in interpreter.get_output_details()]
+    def __init__(self, path: str | Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path))
+        self.shapes = None
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        interpreter = self.interpreter
+        shapes = [np.shape(array) for array in inputs]
+        if shapes != self.shapes:
+            for detail, shape in zip(interpreter.get_input_details(), shapes, strict=True):
+                interpreter.resize_tensor_input(detail["index"], shape)
+            interpreter.allocate_tensors()
+            self.shapes = shapes
+        for detail, array in zip(interpreter.get_input_details(), inputs, strict=True):
+            interpreter.set_tensor(detail["index"], _to_tensor(np.asarray(array), detail))
+        interpreter.invoke()
+        return [_from_tensor(interpreter.get_tensor(d["index"]), d) for d in interpreter.get_output_details()]
+
+
+def run_litert(path: str | Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The `.tflite` file's answers to float inputs (one call; `LiteRTModel` for many)."""
+    return LiteRTModel(path)(inputs)
 
 
 def _to_tensor(array: np.ndarray, detail: dict) -> np.ndarray:

@@ -96,6 +96,7 @@ def _check_two_workers_equal_one(app: str, tmp_path: Path):
     assert exported["export_agrees"], exported
 
 
+@pytest.mark.slow  # 95 s; the default run keeps tests/shared/test_distribute.py's localhost multi-worker check
 def test_two_vision_workers_train_like_one_on_the_global_batch(tmp_path):
     _check_two_workers_equal_one("vision", tmp_path)
 
