@@ -9,9 +9,17 @@ end in a softmax (their exports answer probabilities), while `LogitsDistillation
 so both sides are given as log-probabilities, which are logits up to a per-example constant that
 the softmax ignores: softmax(log p / T) is exactly the tempered distribution of p. An ensemble
 teacher is the average of its members' probabilities (the source text's model averaging).
+
+Sequence models (the language app: a next-word distribution at every position, (B, T, V)) use
+`make_sequence_distiller`: the models' wrappers answer log-probabilities with rows of 0 at the
+padding positions, where `SequenceLogitsDistillation` finds them, so that the teacher's term is
+averaged over the real tokens only, like the labels' term (SparseCategoricalCrossentropy with
+`ignore_class` set to the padding id).
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import ops
@@ -37,18 +45,60 @@ def make_distiller(teachers: list[keras.Model], student: keras.Model, temperatur
     built on `example_inputs` (BackupAndRestore needs a built model)."""
     for teacher in teachers:
         teacher.trainable = False
-    distiller = keras.distillation.Distiller(
-        teacher=log_probabilities(teachers, "teacher"),
-        student=log_probabilities([student], "student"),
-        # The KLDivergence *instance*: with its default loss="kl_divergence", Keras 3.15 turns the name
-        # into the plain function, skips the softmax it applies only for the class, and computes the
-        # KL of the raw logits clipped to [1e-7, 1] (measured: 0.0 on log-probabilities).
-        distillation_losses=keras.distillation.LogitsDistillation(temperature=temperature,
-                                                                  loss=keras.losses.KLDivergence()),
-        student_loss_weight=label_weight,
-    )
-    distiller(example_inputs)
+    return _built_distiller(log_probabilities(teachers, "teacher"), log_probabilities([student], "student"),
+                            _kl_distillation(keras.distillation.LogitsDistillation, temperature), label_weight,
+                            example_inputs)
+
+
+def _kl_distillation(loss_class, temperature: float):
+    # The KLDivergence *instance*: with its default loss="kl_divergence", Keras 3.15 turns the name
+    # into the plain function, skips the softmax it applies only for the class, and computes the
+    # KL of the raw logits clipped to [1e-7, 1] (measured: 0.0 on log-probabilities).
+    return loss_class(temperature=temperature, loss=keras.losses.KLDivergence())
+
+
+def _built_distiller(teacher, student, distillation_loss, label_weight: float, example_inputs):
+    distiller = keras.distillation.Distiller(teacher=teacher, student=student, distillation_losses=distillation_loss,
+                                             student_loss_weight=label_weight)
+    distiller(example_inputs)  # BackupAndRestore needs a built model
     return distiller
+
+
+def log_mean_exp(log_probs: list):
+    """The ensemble of members' log-probabilities: log of their mean probability, in log space
+    (log sum_i exp(l_i) - log n), so that no probability underflows on the way."""
+    if len(log_probs) == 1:
+        return log_probs[0]
+    return ops.logsumexp(ops.stack(log_probs, axis=0), axis=0) - math.log(len(log_probs))
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class SequenceLogitsDistillation(keras.distillation.LogitsDistillation):
+    """`LogitsDistillation` on (B, T, V) log-probabilities of padded sequences, averaged over the
+    real positions only.
+
+    Padding positions are the rows that both models answer as all 0 (`make_sequence_distiller`):
+    no distribution has log-probability 0 for every class, and there both tempered softmaxes are
+    the same uniform distribution, so their KL is exactly 0. Keras' mean over all B x T positions
+    is then divided by the share of real ones: the mean over the real tokens.
+    """
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        real = ops.any(ops.not_equal(teacher_outputs, 0.0), axis=-1)  # (B, T)
+        share = ops.mean(ops.cast(real, "float32"))
+        mean_over_all = super().compute_loss(teacher_outputs, student_outputs, **kwargs)
+        return mean_over_all / ops.maximum(share, EPSILON)
+
+
+def make_sequence_distiller(teacher: keras.Model, student: keras.Model, temperature: float, label_weight: float,
+                            example_inputs) -> keras.distillation.Distiller:
+    """A Distiller for sequence models: `teacher` and `student` map inputs to (B, T, V)
+    log-probabilities (an ensemble teacher through `log_mean_exp`) with rows of 0 at padding.
+    Compile it with `SparseCategoricalCrossentropy(from_logits=True, ignore_class=<padding id>)`
+    so that the labels' term skips the padding too."""
+    teacher.trainable = False
+    return _built_distiller(teacher, student, _kl_distillation(SequenceLogitsDistillation, temperature), label_weight,
+                            example_inputs)
 
 
 def check_same_classes(class_lists: list[list[str]], sources: list) -> list[str]:

@@ -7,6 +7,7 @@
     dlsuite language predict --from runs/language/<run> "in the beginning" "and god said"
     dlsuite language generate --from runs/language/<run> "and the lord"
     dlsuite language export --from runs/language/<run>
+    dlsuite language distill --from runs/language/<a>,runs/language/<b> hidden_dim=64   # a smaller student
 
 `train_and_evaluate` is the whole story: vocabulary, n-gram model, neural model, then the test
 perplexity of each and of their mixture. `LanguageApp` fills the app contract (apps/app.py).
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.language import data, export, inference, ngrams, report, train
+from dlsuite.apps.language import data, distill, export, inference, ngrams, report, train
 from dlsuite.apps.language.config import LanguageConfig, quick
 from dlsuite.apps.language.mixture import perplexity
 from dlsuite.apps.language.model import build_language_model
@@ -81,12 +82,29 @@ class LanguageApp(App):
         metrics |= inference.evaluate_all(config, model, ngram, splits, run_dir)
         return metrics | {"test_ppl_before_finetune": before}
 
+    def distill(self, config: LanguageConfig, run_dir: Path, teachers: list[Path]) -> dict:
+        """The model `config` describes (e.g. hidden_dim=64, or model=mlp), taught by the teachers'
+        averaged next-word distributions and the next words (apps/language/distill.py), on the
+        teachers' vocabulary; the n-gram is built again on `config.corpus`, as train does."""
+        strategy, batch = set_up(config)
+        with strategy.scope():
+            teacher_models = [self.load_model(t) for t in teachers]
+        distill.check_teachers(teachers, teacher_models, config.output)
+        self._copy_kept_files(teachers[0], run_dir)
+        vocab, splits, _ = train.prepare(config, run_dir, vocab=data.load_vocabulary(run_dir))
+        metrics, (ngram, class_ngram, trigram) = train.build_ngrams(config, vocab, splits, run_dir)
+        with strategy.scope():
+            student = build_language_model(config, len(vocab), vocab.counts)
+        metrics |= distill.fit(student, teacher_models, config, splits, batch, run_dir, strategy)
+        metrics |= inference.evaluate_all(config, student, ngram, splits, run_dir, class_ngram, trigram)
+        return metrics | distill.teacher_figures(teacher_models, metrics["parameters"], splits["test"])
+
     def evaluate(self, config: LanguageConfig, run_dir: Path, source: Path) -> dict:
         """Test perplexities of a trained run (its model, n-gram and vocabulary) on `config.corpus`."""
         set_up(config)
         vocab, splits, _ = train.prepare(config, run_dir, vocab=data.load_vocabulary(run_folder(source)))
         ngram = ngrams.load(run_folder(source), vocab.tokens)
-        return inference.evaluate_all(config, self.load_model(source), ngram, splits, run_dir)
+        return inference.evaluate_all(config, self.load_model(source, config.export_precision), ngram, splits, run_dir)
 
     def predict(self, config: LanguageConfig, source: Path, inputs: list[str]) -> list[dict]:
         vocab = data.load_vocabulary(run_folder(source))

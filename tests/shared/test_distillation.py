@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from dlsuite.shared.distillation import check_same_classes, log_probabilities, make_distiller
+from dlsuite.shared.distillation import (
+    SequenceLogitsDistillation,
+    check_same_classes,
+    log_mean_exp,
+    log_probabilities,
+    make_distiller,
+)
 
 CLASSES, DIMENSIONS = 6, 2
 
@@ -67,3 +73,37 @@ def test_a_distilled_student_beats_the_same_student_trained_on_the_labels():
 def test_teachers_with_other_classes_are_refused():
     with pytest.raises(ValueError, match="needs runs trained on the same labels"):
         check_same_classes([["a", "b"], ["a", "c"]], ["run1", "run2"])
+
+
+def _log_softmax(x):
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def _padded_log_probs(rng, lengths, width, classes):
+    """(B, T, V) log-probabilities of random distributions, rows of 0 past each sequence's length."""
+    log_probs = _log_softmax(rng.normal(scale=2.0, size=(len(lengths), width, classes)))
+    real = np.arange(width)[None, :] < np.array(lengths)[:, None]
+    return np.where(real[..., None], log_probs, 0.0).astype("float32"), real
+
+
+def test_sequence_distillation_is_the_tempered_kl_averaged_over_the_real_tokens():
+    """0 when the student answers the teacher's distributions; else T^2 KL(teacher_T || student_T)
+    (Hinton et al. 2015) averaged over the real positions, whatever the padding."""
+    rng, temperature = np.random.default_rng(0), 2.0
+    teacher, real = _padded_log_probs(rng, [5, 2, 3], 5, 7)
+    student, _ = _padded_log_probs(rng, [5, 2, 3], 5, 7)
+    loss = SequenceLogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence())
+    assert float(loss.compute_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+    p, q = np.exp(_log_softmax(teacher / temperature)), np.exp(_log_softmax(student / temperature))
+    expected = temperature**2 * (p * np.log(p / q)).sum(axis=-1)[real].mean()
+    assert float(loss.compute_loss(teacher, student)) == pytest.approx(expected, rel=1e-4)
+    more_padding = [np.concatenate([x, np.zeros((3, 4, 7), "float32")], axis=1) for x in (teacher, student)]
+    assert float(loss.compute_loss(*more_padding)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_an_ensemble_of_log_probabilities_is_the_log_of_the_mean_probability():
+    rng = np.random.default_rng(0)
+    members = [_log_softmax(rng.normal(scale=3.0, size=(2, 4, 6))).astype("float32") for _ in range(3)]
+    expected = np.log(np.mean(np.exp(members), axis=0))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(log_mean_exp(members)), expected, atol=1e-5)
+    assert log_mean_exp(members[:1]) is members[0]
