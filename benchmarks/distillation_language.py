@@ -43,13 +43,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from latency import interleaved_seconds  # benchmarks/latency.py, beside this script
+from distill_runs import (  # beside this script
+    LATENCY_BATCH,
+    WARMUP_CALLS,
+    sentence_latencies,
+    train_teacher_and_students,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LATENCY_BATCH = 64
-WARMUP_CALLS = 3
 
 
 def make_corpus(train_verses: int, folder: Path) -> str:
@@ -80,30 +83,11 @@ def student_fields(args) -> dict:
 
 
 def train_models(app, base, args) -> dict:
-    """name -> run folder for the teacher, the student from scratch and the students distilled."""
-    runs = {"teacher": app.run("train", base)["run_dir"]}
-    runs["student, scratch"] = app.run("train", dataclasses.replace(base, **student_fields(args)))["run_dir"]
-    for temperature in args.temperatures:
-        overrides = [f"{key}={value}" for key, value in student_fields(args).items()] + [
-            f"distill_temperature={temperature}", f"run_root={base.run_root}"]
-        distill = app.resolve_config("distill", runs["teacher"], overrides=overrides)
-        runs[f"student, distilled (T={temperature:g})"] = app.run("distill", distill, runs["teacher"])["run_dir"]
-    for run_dir in runs.values():
-        exported = app.run("export", app.resolve_config("export", run_dir), run_dir)
-        assert exported["export_agrees"], exported
-    return runs
+    return train_teacher_and_students(app, base, student_fields(args), args.temperatures)
 
 
 def latencies(runs: dict, sentences: list[str], calls: int) -> dict:
-    """Seconds per call of each export's serving_default at batch 64 and 1, interleaved."""
-    import tensorflow as tf
-
-    loaded = {name: tf.saved_model.load(str(Path(run_dir) / "export")) for name, run_dir in runs.items()}
-    calls_of = {name: (lambda b, s=obj.signatures["serving_default"]: s(sentences=b)["sentence_log_prob"].numpy())
-                for name, obj in loaded.items()}
-    by_size = {size: interleaved_seconds(calls_of, [tf.constant(sentences[:size])], repeats, WARMUP_CALLS)
-               for size, repeats in ((LATENCY_BATCH, calls), (1, 2 * calls))}
-    return {name: {size: by_size[size][name] for size in by_size} for name in calls_of}
+    return sentence_latencies(runs, sentences, "sentence_log_prob", calls)
 
 
 def rows_of(app, runs: dict, samples: dict) -> list[dict]:

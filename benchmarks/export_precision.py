@@ -80,7 +80,8 @@ def saved_model_latency(app, run: Path, rows: list[dict], repeats: int) -> None:
 
     probe = app.export_probe(app.trained_config(run), run, app.load_model(run))
     inputs = {name: tf.constant(value) for name, value in probe.inputs.items()}
-    batch = len(next(iter(probe.inputs.values())))
+    first = next(iter(probe.inputs.values()))
+    batch = len(first) if getattr(first, "ndim", 1) > 1 or first.dtype == object else 1  # speech: one waveform
     for module in probe.imports:
         __import__(module)
     signatures = {row["precision"]: tf.saved_model.load(row["export_dir"]).signatures[probe.signature] for row in rows}

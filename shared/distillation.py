@@ -10,11 +10,12 @@ so both sides are given as log-probabilities, which are logits up to a per-examp
 the softmax ignores: softmax(log p / T) is exactly the tempered distribution of p. An ensemble
 teacher is the average of its members' probabilities (the source text's model averaging).
 
-Sequence models (the language app: a next-word distribution at every position, (B, T, V)) use
-`make_sequence_distiller`: the models' wrappers answer log-probabilities with rows of 0 at the
-padding positions, where `SequenceLogitsDistillation` finds them, so that the teacher's term is
-averaged over the real tokens only, like the labels' term (SparseCategoricalCrossentropy with
-`ignore_class` set to the padding id).
+Sequence models (a next-word distribution at every position, (B, T, V): the language app, and
+the translation app's decoder, Kim & Rush 2016's word-level distillation) use
+`make_sequence_distiller`: the models' wrappers (`PaddedLogProbabilities`) answer log-probabilities
+with rows of 0 at the padding positions, where `SequenceLogitsDistillation` finds them, so that the
+teacher's term is averaged over the real tokens only, like the labels' term
+(SparseCategoricalCrossentropy with `ignore_class` set to the padding id).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import math
 
 import keras
 from keras import ops
+
+from dlsuite.shared.training import fit_model
 
 EPSILON = 1e-7  # log(0) guard: a softmax output can underflow to 0 in float32
 
@@ -90,6 +93,43 @@ class SequenceLogitsDistillation(keras.distillation.LogitsDistillation):
         return mean_over_all / ops.maximum(share, EPSILON)
 
 
+class PaddedLogProbabilities(keras.Model):
+    """inputs -> log of the mean of `members`' next-token probabilities, (B, T, V), with rows of 0
+    at the padding positions (what `SequenceLogitsDistillation` skips). An app subclasses it with
+    `member_log_probs` (one member's (B, T, V) log-probabilities) and, where the inputs are not the
+    token ids themselves, `positions` (the (B, T) ids whose `padding_id` marks padding).
+
+    Args:
+        members: list of keras.Model. The models averaged (one: the model itself), sharing |V|.
+        padding_id: int. The id of padding positions. Defaults to 0.
+    """
+
+    def __init__(self, members, padding_id=0, **kwargs):
+        super().__init__(**kwargs)
+        self.members = list(members)
+        self.padding_id = padding_id
+
+    def member_log_probs(self, member, inputs, training=False):
+        raise NotImplementedError
+
+    def positions(self, inputs):
+        return inputs
+
+    def call(self, inputs, training=False):
+        log_probs = [self.member_log_probs(m, inputs, training=training) for m in self.members]  # (B, T, V) each
+        real = ops.expand_dims(ops.not_equal(self.positions(inputs), self.padding_id), -1)  # (B, T, 1)
+        return ops.where(real, log_mean_exp(log_probs), 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "padding_id": self.padding_id,
+                "members": [keras.saving.serialize_keras_object(m) for m in self.members]}
+
+    @classmethod
+    def from_config(cls, config):
+        members = [keras.saving.deserialize_keras_object(m) for m in config.pop("members")]
+        return cls(members, **config)
+
+
 def make_sequence_distiller(teacher: keras.Model, student: keras.Model, temperature: float, label_weight: float,
                             example_inputs) -> keras.distillation.Distiller:
     """A Distiller for sequence models: `teacher` and `student` map inputs to (B, T, V)
@@ -101,6 +141,21 @@ def make_sequence_distiller(teacher: keras.Model, student: keras.Model, temperat
                             example_inputs)
 
 
+def fit_sequence_student(wrapper: type[PaddedLogProbabilities], teacher_models: list, student, config, train_ds,
+                         valid_ds, run_dir, strategy, padding_id: int = 0) -> dict:
+    """Fits `student` in a sequence Distiller (`wrapper` makes the teachers' ensemble and the
+    student answer (B, T, V) log-probabilities) at `config.distill_temperature` and
+    `config.distill_label_weight`; saves the student as model.keras, returns fit_model's figures."""
+    with strategy.scope():
+        distiller = make_sequence_distiller(wrapper(teacher_models, padding_id=padding_id, name="teacher"),
+                                            wrapper([student], padding_id=padding_id, name="student"),
+                                            config.distill_temperature, config.distill_label_weight,
+                                            next(iter(valid_ds))[0])
+    # The student's log-probabilities are its logits up to a per-position constant; padding targets are skipped.
+    labels_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=padding_id)
+    return fit_model(distiller, config, train_ds, valid_ds, run_dir, saved=student, loss=labels_loss)
+
+
 def check_same_classes(class_lists: list[list[str]], sources: list) -> list[str]:
     """The teachers must answer over the same classes, in the same order."""
     for names, source in zip(class_lists[1:], sources[1:], strict=True):
@@ -108,3 +163,16 @@ def check_same_classes(class_lists: list[list[str]], sources: list) -> list[str]
             raise ValueError(f"Teacher {source} has classes {names}, the first teacher {class_lists[0]}: an ensemble "
                              "teacher needs runs trained on the same labels.")
     return class_lists[0]
+
+
+def check_same_vocabulary(vocabularies: list[list[str]], sources: list, name: str = "vocabulary") -> None:
+    """Token id i must be the same token for every teacher: their vocabularies' tokens are equal.
+    `name`: what the error calls the vocabulary (a run's file, e.g. target.model)."""
+    first = list(vocabularies[0])
+    for source, tokens in zip(sources[1:], vocabularies[1:], strict=True):
+        tokens = list(tokens)
+        if tokens != first:
+            differ = next((i for i, (a, b) in enumerate(zip(tokens, first, strict=False)) if a != b), min(len(tokens), len(first)))
+            raise ValueError(f"Teacher {source} has another {name} than the first teacher {sources[0]} "
+                             f"({len(tokens)} and {len(first)} entries, first difference at id {differ}): an ensemble "
+                             f"teacher needs runs trained with the same {name} (fine-tuned runs keep their source's).")

@@ -7,6 +7,7 @@
     dlsuite translation evaluate --from runs/translation/<run>
     dlsuite translation predict --from runs/translation/<run> "Open the file" sentences.txt
     dlsuite translation export --from runs/translation/<run>
+    dlsuite translation distill --from runs/translation/<a>,runs/translation/<b> encoder_units=64 decoder_units=96
 
 `train_and_evaluate` is the whole story: corpus, sentencepiece vocabulary, teacher-forced
 training, then test BLEU/chrF (sacrebleu) of greedy and beam search, BLEU by source length,
@@ -21,7 +22,7 @@ import random
 from pathlib import Path
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.translation import data, export, inference, train
+from dlsuite.apps.translation import data, distill, export, inference, train
 from dlsuite.apps.translation.config import TranslationConfig, quick
 from dlsuite.apps.translation.model import build_translator
 from dlsuite.shared.runs import atomic_write_json
@@ -69,6 +70,25 @@ class TranslationApp(App):
         if config.compare_baseline and config.attention:
             metrics |= train.compare_with_baseline(config, corpus, vocab, run_dir, by_length)
         return metrics
+
+    def distill(self, config: TranslationConfig, run_dir: Path, teachers: list[Path]) -> dict:
+        """The model `config` describes (e.g. encoder_units=64 decoder_units=96), taught by the
+        teachers' averaged next-token distributions and the reference tokens (apps/translation/
+        distill.py), on the teachers' vocabularies; test BLEU/chrF as train reports them."""
+        distill.check_teachers(teachers, config, self.trained_config(teachers[0]))
+        self._copy_kept_files(teachers[0], run_dir)
+        corpus = data.load_corpus(config)
+        atomic_write_json(run_dir / "corpus.json", corpus.summary() | {"extra": corpus.extra})
+        vocab = data.load_vocabulary(run_dir)
+        strategy, batch = set_up(config)
+        with strategy.scope():
+            teacher_models = [self.load_model(t) for t in teachers]
+            student = build_translator(config, vocab)
+        encoded = [data.encode_pairs(vocab, getattr(corpus, split), config.max_tokens, split)
+                   for split in ("train", "valid")]
+        metrics = distill.fit(student, teacher_models, config, *encoded, batch, run_dir, strategy)
+        scores, _ = inference.evaluate_pairs(student, vocab, corpus.test, config, run_dir)
+        return metrics | scores | distill.teacher_figures(teacher_models, metrics["parameters"])
 
     def evaluate(self, config: TranslationConfig, run_dir: Path, source: Path) -> dict:
         """Test BLEU/chrF of a trained run on `config.data` (its vocabulary and model, this config's decoding)."""
