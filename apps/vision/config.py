@@ -18,7 +18,8 @@ class VisionConfig(TrainConfig):
     # Settings a trained model fixes: `--from` commands refuse to change them.
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "image_size", "channels", "normalization", "gcn_regularization", "lcn_window_size", "lcn_window",
-        "backbone", "widths", "blocks_per_stage", "head", "moe_experts", "moe_top_k", "moe_hidden_units")
+        "backbone", "widths", "blocks_per_stage", "head", "moe_experts", "moe_top_k", "moe_hidden_units",
+        "moe_dispatch")
     # === Data ===
     data: str = option("digits", "digits | folder:<path> | tfds:<name> (e.g. tfds:mnist)")
     tfds_data_dir: str = option("", "TFDS data_dir (empty: TFDS default)")
@@ -43,6 +44,9 @@ class VisionConfig(TrainConfig):
     moe_experts: int = option(4, "head=moe: Dense experts")
     moe_top_k: int = option(2, "head=moe: experts run per image (the top-k gates)")
     moe_hidden_units: int = option(64, "head=moe: hidden units of each expert")
+    moe_dispatch: Literal["dense", "capacity"] = option(
+        "dense", "head=moe: dense runs every expert on every image; capacity runs each expert on "
+        "1.25 x top_k x batch / experts slots only (choices past them dropped)")
     # === Augmentation (Keras preprocessing layers inside the model) ===
     augment: bool = option(True, "random translation/rotation/zoom/contrast/brightness while training")
     translate: float = option(0.1, "max translation as a fraction of the image size")

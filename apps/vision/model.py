@@ -140,7 +140,7 @@ def build_model(
     num_classes, image_size=16, channels=1, normalization="gcn", gcn_regularization=0.0,
     lcn_window_size=5, lcn_window="gaussian", backbone="resnet", backbone_weights="",
     widths=(32, 64, 128), blocks_per_stage=1, dropout=0.2, augmentation=None, head="dense", moe_experts=4,
-    moe_top_k=2, moe_hidden_units=64,
+    moe_top_k=2, moe_hidden_units=64, moe_dispatch="dense",
 ):
     """Builds the classifier.
 
@@ -153,7 +153,8 @@ def build_model(
         augmentation: keras.Layer or None. From `build_augmentation`.
         head: str. "dense" (a softmax over the backbone's features) or "moe": first a gated
             mixture of `moe_experts` Dense experts (`moe_hidden_units` hidden units, the
-            `moe_top_k` best per image; shared/layers/mixture_of_experts.py).
+            `moe_top_k` best per image; shared/layers/mixture_of_experts.py), run by
+            `moe_dispatch` ("dense": every expert on every image; "capacity": slots per expert).
     """
     input_shape = (image_size, image_size, channels)
     if backbone == "resnet":
@@ -164,7 +165,7 @@ def build_model(
     experts = None
     if head == "moe":
         experts = MixtureOfExperts(moe_experts, units=body.output.shape[-1], hidden_units=moe_hidden_units,
-                                   top_k=moe_top_k, name="experts")
+                                   top_k=moe_top_k, dispatch=moe_dispatch, name="experts")
     return build_classifier(body, num_classes, input_shape, augmentation, norm, dropout, experts)
 
 

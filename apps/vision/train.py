@@ -68,7 +68,7 @@ def model_arguments(config: VisionConfig) -> dict:
         lcn_window=config.lcn_window, backbone=config.backbone, backbone_weights=config.backbone_weights,
         widths=config.widths, blocks_per_stage=config.blocks_per_stage, dropout=config.dropout,
         head=config.head, moe_experts=config.moe_experts, moe_top_k=config.moe_top_k,
-        moe_hidden_units=config.moe_hidden_units,
+        moe_hidden_units=config.moe_hidden_units, moe_dispatch=config.moe_dispatch,
     )
 
 

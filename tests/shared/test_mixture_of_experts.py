@@ -55,6 +55,31 @@ def numpy_moe(layer, x):
     return out.reshape(x.shape[:-1] + (layer.units,))
 
 
+def numpy_kept_choices(w, x, top_k, capacity):
+    """(N, k) top-k experts of each row (best first) and whether each choice got a slot: a
+    row's j-th choice queues after every row's (j-1)-th, rows in order (GShard Algorithm 1)."""
+    top = np.argsort(-(x @ w["gate_kernel"]), axis=1)[:, :top_k]  # (N, k)
+    kept, filled = np.zeros(top.shape, bool), np.zeros(w["gate_kernel"].shape[1], int)
+    for choice in range(top_k):
+        for row in range(len(x)):
+            expert = top[row, choice]
+            kept[row, choice] = filled[expert] < capacity
+            filled[expert] += 1
+    return top, kept
+
+
+def numpy_capacity_moe(layer, x, capacity):
+    """numpy_moe with the dropped choices' gates set to 0 (the kept ones not renormalized)."""
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    w = weights_of(layer)
+    gates = numpy_gates(w, flat, layer.top_k)
+    top, kept = numpy_kept_choices(w, flat, layer.top_k, capacity)
+    rows = np.arange(len(flat))[:, None]
+    gates[rows, top] *= kept
+    out = np.einsum("ne,neu->nu", gates, numpy_experts(w, flat))
+    return out.reshape(x.shape[:-1] + (layer.units,))
+
+
 def numpy_switch_loss(layer, x):
     """num_experts * sum_i f_i P_i (Fedus et al. eqs. 4-6), times the layer's weight."""
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
@@ -144,6 +169,109 @@ def test_gating_is_float32_under_mixed_precision():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), numpy_moe(mixed, x), atol=2e-2)
 
 
+# === Capacity dispatch ===
+def capacity_twin(dense, **kwargs):
+    """A dispatch="capacity" layer with `dense`'s weights."""
+    config = dict(dense.get_config(), dispatch="capacity", name="capacity_twin", **kwargs)
+    twin = MixtureOfExperts.from_config(config)
+    twin.build((None, dense.gate_kernel.shape[0]))
+    twin.set_weights(dense.get_weights())
+    return twin
+
+
+def test_capacity_follows_switch_transformer_eq_3():
+    layer = MixtureOfExperts(num_experts=8, units=2, top_k=2, dispatch="capacity")
+    assert layer.capacity(64) == 20  # ceil(1.25 * 2 * 64 / 8)
+    assert layer.capacity(1) == 1  # one row never drops: its k experts are distinct
+    assert MixtureOfExperts(8, 2, top_k=2, capacity_factor=9.0).capacity(64) == 64  # at most N
+
+
+@pytest.mark.parametrize("hidden_units", [None, 6])
+@pytest.mark.parametrize("top_k,shape", [(1, (24, 5)), (2, (24, 5)), (3, (3, 8, 5))])
+def test_capacity_dispatch_without_drops_equals_dense_top_k(hidden_units, top_k, shape):
+    keras.utils.set_random_seed(8)
+    dense = MixtureOfExperts(num_experts=4, units=3, hidden_units=hidden_units, top_k=top_k)
+    x = random_inputs(shape, seed=8)
+    expected = keras.ops.convert_to_numpy(dense(x))
+    twin = capacity_twin(dense, capacity_factor=4 / top_k)  # C = N: nothing can be dropped
+    assert twin.capacity(int(np.prod(shape[:-1]))) == int(np.prod(shape[:-1]))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(twin(x)), expected, atol=1e-5)
+    np.testing.assert_allclose(expected, numpy_moe(dense, x), atol=1e-5)
+
+
+def gradients(layer, x):
+    """d(sum(y * r))/d(inputs and weights) for a fixed random r."""
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    weights = np.random.default_rng(9).normal(size=x.shape[:-1] + (layer.units,))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x, training=True) * weights.astype("float32"))
+    return [g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_weights])]
+
+
+def test_capacity_dispatch_without_drops_has_the_dense_gradients():
+    keras.utils.set_random_seed(9)
+    dense = MixtureOfExperts(num_experts=4, units=3, hidden_units=6, top_k=2)
+    x = random_inputs((32, 5), seed=9)
+    dense(x)
+    twin = capacity_twin(dense, capacity_factor=2.0)
+    dense_gradients, twin_gradients = gradients(dense, x), gradients(twin, x)
+    assert len(twin_gradients) == 6  # the input, the gate kernel and the experts' four weights
+    for expected, got in zip(dense_gradients, twin_gradients, strict=True):
+        assert np.abs(expected).max() > 0
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_small_capacity_drops_exactly_the_choices_past_it_in_order():
+    keras.utils.set_random_seed(10)
+    dense = MixtureOfExperts(num_experts=4, units=3, hidden_units=6, top_k=2)
+    x = random_inputs((40, 5), seed=10)
+    dense(x)
+    twin = capacity_twin(dense, capacity_factor=0.25)  # C = 5 slots, 20 choices per expert
+    capacity = twin.capacity(40)
+    assert capacity == 5
+    top, kept = numpy_kept_choices(weights_of(twin), x.astype(np.float64), 2, capacity)
+    assert 0 < kept.sum() < kept.size
+    mask = keras.ops.convert_to_numpy(twin.dispatch_mask(x))  # (N, E, C)
+    assert mask.shape == (40, 4, capacity) and mask.sum(axis=0).max() == 1  # a slot, one row
+    np.testing.assert_array_equal(mask.sum(-1)[np.arange(40)[:, None], top], kept)
+    assert mask.sum() == kept.sum()
+    out = keras.ops.convert_to_numpy(twin(x))
+    np.testing.assert_allclose(out, numpy_capacity_moe(twin, x, capacity), atol=1e-5)
+    dropped = ~kept.any(axis=1)  # rows with no expert left: output 0
+    np.testing.assert_array_equal(out[dropped], 0.0)
+
+
+def test_first_choices_take_the_slots_before_second_choices():
+    layer = MixtureOfExperts(num_experts=3, units=2, top_k=2, dispatch="capacity")
+    x = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3, "float32")  # 6 rows, C = ceil(1.25*4) = 5
+    layer.build(x.shape)
+    # Rows 0-2 choose experts 0 then 1; rows 3-5 choose 1 then 0: 6 choices for 5 slots each.
+    layer.gate_kernel.assign(np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0]]))
+    mask = keras.ops.convert_to_numpy(layer.dispatch_mask(x))
+    rows_of_expert_0 = np.argmax(mask[:, 0], axis=0)  # the row in each of expert 0's slots
+    np.testing.assert_array_equal(rows_of_expert_0, [0, 1, 2, 3, 4])  # row 5's 2nd choice dropped
+    np.testing.assert_array_equal(np.argmax(mask[:, 1], axis=0), [3, 4, 5, 0, 1])
+
+
+def test_capacity_dispatch_with_an_unknown_batch_in_a_tensorflow_graph():
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(11)
+    layer = MixtureOfExperts(4, 3, hidden_units=6, top_k=2, dispatch="capacity")
+    x = random_inputs((30, 5), seed=11)
+    eager = keras.ops.convert_to_numpy(layer(x))
+    graph = tf.function(layer, input_signature=[tf.TensorSpec([None, 5])])
+    np.testing.assert_allclose(graph(x).numpy(), eager, atol=1e-6)
+    np.testing.assert_allclose(eager, numpy_capacity_moe(layer, x, layer.capacity(30)), atol=1e-5)
+    model = keras.Sequential([keras.Input((5,)), layer])
+    model.compile("adam", "mse", jit_compile=False)
+    history = model.fit(x, np.zeros((30, 3), "float32"), batch_size=8, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()  # batches of 8, 8, 8 and 6 rows
+
+
 # === Load-balancing loss ===
 @pytest.mark.parametrize("top_k,shape", [(None, (20, 5)), (1, (20, 5)), (2, (4, 6, 5))])
 def test_load_balance_loss_matches_numpy_and_only_in_training(top_k, shape):
@@ -193,7 +321,8 @@ def test_parameter_counts():
     assert soft["active"] == soft["total"] == 5 * 3 + 3 * 6 * 4
 
 
-def test_from_config_round_trip():
+@pytest.mark.parametrize("dispatch", ["dense", "capacity"])
+def test_from_config_round_trip(dispatch):
     keras.utils.set_random_seed(6)
     layer = MixtureOfExperts(
         5,
@@ -204,6 +333,8 @@ def test_from_config_round_trip():
         load_balance_weight=0.1,
         noise_stddev=0.5,
         seed=3,
+        dispatch=dispatch,
+        capacity_factor=0.7,
         name="moe",
     )
     x = random_inputs((6, 7), seed=6)
@@ -218,6 +349,8 @@ def test_from_config_round_trip():
         "load_balance_weight",
         "noise_stddev",
         "seed",
+        "dispatch",
+        "capacity_factor",
     ):
         assert key in config
     clone = MixtureOfExperts.from_config(config)
@@ -231,6 +364,7 @@ def test_keras_file_round_trip(tmp_path):
     keras.utils.set_random_seed(7)
     inputs = keras.Input((4, 5))
     outputs = MixtureOfExperts(4, 3, hidden_units=6, top_k=2, noise_stddev=0.1)(inputs)
+    outputs = MixtureOfExperts(4, 3, top_k=2, dispatch="capacity", capacity_factor=0.8)(outputs)
     model = keras.Model(inputs, outputs)
     x = random_inputs((2, 4, 5), seed=7)
     path = tmp_path / "moe.keras"
@@ -276,6 +410,9 @@ def test_linear_experts_fit_a_piecewise_function_a_linear_map_cannot():
         (dict(num_experts=4, units=0), "units must be >= 1"),
         (dict(num_experts=4, units=2, load_balance_weight=-1), "load_balance_weight"),
         (dict(num_experts=4, units=2, noise_stddev=-0.1), "noise_stddev"),
+        (dict(num_experts=4, units=2, top_k=2, dispatch="sparse"), "dispatch must be"),
+        (dict(num_experts=4, units=2, dispatch="capacity"), "needs top_k"),
+        (dict(num_experts=4, units=2, top_k=2, capacity_factor=0), "capacity_factor"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -310,8 +447,17 @@ noisy = MixtureOfExperts(4, 3, hidden_units=6, top_k=2, noise_stddev=0.1, seed=1
 model = keras.Sequential([keras.Input((6, 5)), noisy])  # trains with gate noise and the loss
 model.compile("adam", "mse", jit_compile=True)
 history = model.fit(x, np.zeros((4, 6, 3), "float32"), epochs=2, verbose=0)
+capacity = MixtureOfExperts.from_config(dict(layer.get_config(), dispatch="capacity", capacity_factor=0.5))
+capacity.build(x.shape)
+capacity.set_weights(layer.get_weights())  # 24 rows, C = 6: some choices dropped
+capacity_error = float(np.abs(keras.ops.convert_to_numpy(capacity(x))
+                              - reference.numpy_capacity_moe(capacity, x, capacity.capacity(24))).max())
+model = keras.Sequential([keras.Input((6, 5)), capacity])
+model.compile("adam", "mse", jit_compile=True)
+capacity_loss = model.fit(x, np.zeros((4, 6, 3), "float32"), epochs=2, verbose=0).history["loss"][-1]
 print(json.dumps({"backend": keras.backend.backend(), "error": error, "loss_error": loss_error,
-                  "loss": history.history["loss"][-1], "tensorflow": "tensorflow" in sys.modules}))
+                  "loss": history.history["loss"][-1], "capacity_error": capacity_error,
+                  "capacity_loss": capacity_loss, "tensorflow": "tensorflow" in sys.modules}))
 """
 
 
@@ -332,4 +478,5 @@ def test_runs_on_the_jax_backend():
     assert result["backend"] == "jax"
     assert result["error"] < 1e-5 and result["loss_error"] < 1e-6
     assert np.isfinite(result["loss"])
+    assert result["capacity_error"] < 1e-5 and np.isfinite(result["capacity_loss"])
     assert not result["tensorflow"]  # the layer and its training need no TensorFlow under JAX
