@@ -271,7 +271,7 @@ class App:
             source = self.checked_source(command, source)
         if command == "distill":
             if type(self).distill is App.distill:
-                raise ValueError(f"The {self.name} app has no distill command yet (vision, language and translation have).")
+                raise ValueError(f"The {self.name} app has no distill command yet (see apps/vision/app.py's distill).")
             teachers = [self.checked_source(command, s) for s in str(source or "").split(",")]
         elif source and command not in FROM_COMMANDS:  # an app's own command on runs (vision cascade)
             for part in str(source).split(","):

@@ -15,7 +15,9 @@ the translation app's decoder, Kim & Rush 2016's word-level distillation) use
 `make_sequence_distiller`: the models' wrappers (`PaddedLogProbabilities`) answer log-probabilities
 with rows of 0 at the padding positions, where `SequenceLogitsDistillation` finds them, so that the
 teacher's term is averaged over the real tokens only, like the labels' term
-(SparseCategoricalCrossentropy with `ignore_class` set to the padding id).
+(SparseCategoricalCrossentropy with `ignore_class` set to the padding id). Frame-level CTC
+distillation (the speech app: a distribution over characters + blank at every output frame) is the
+same (B, T, V) case, with the CTC loss as the labels' term (`fit_sequence_student(labels_loss=)`).
 """
 
 from __future__ import annotations
@@ -142,17 +144,20 @@ def make_sequence_distiller(teacher: keras.Model, student: keras.Model, temperat
 
 
 def fit_sequence_student(wrapper: type[PaddedLogProbabilities], teacher_models: list, student, config, train_ds,
-                         valid_ds, run_dir, strategy, padding_id: int = 0) -> dict:
+                         valid_ds, run_dir, strategy, padding_id: int = 0, labels_loss=None) -> dict:
     """Fits `student` in a sequence Distiller (`wrapper` makes the teachers' ensemble and the
     student answer (B, T, V) log-probabilities) at `config.distill_temperature` and
-    `config.distill_label_weight`; saves the student as model.keras, returns fit_model's figures."""
+    `config.distill_label_weight`; saves the student as model.keras, returns fit_model's figures.
+    `labels_loss`: the labels' term on (targets, the student wrapper's output); None: the
+    next-token cross-entropy skipping `padding_id` (speech gives its CTC loss)."""
     with strategy.scope():
         distiller = make_sequence_distiller(wrapper(teacher_models, padding_id=padding_id, name="teacher"),
                                             wrapper([student], padding_id=padding_id, name="student"),
                                             config.distill_temperature, config.distill_label_weight,
                                             next(iter(valid_ds))[0])
     # The student's log-probabilities are its logits up to a per-position constant; padding targets are skipped.
-    labels_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=padding_id)
+    if labels_loss is None:
+        labels_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=padding_id)
     return fit_model(distiller, config, train_ds, valid_ds, run_dir, saved=student, loss=labels_loss)
 
 

@@ -6,6 +6,7 @@
     dlsuite speech evaluate --from runs/speech/<run>
     dlsuite speech predict --from runs/speech/<run> a.wav b.flac
     dlsuite speech export --from runs/speech/<run>
+    dlsuite speech distill --from runs/speech/<a>,runs/speech/<b> rnn_units=64   # a smaller student
 
 `train_and_evaluate` is the whole story: corpus, features, CTC training, then test CER/WER of
 greedy decoding, beam search, and beam search fused with an n-gram LM whose weights (alpha, beta)
@@ -21,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.speech import export, inference, train
+from dlsuite.apps.speech import distill, export, inference, train
 from dlsuite.apps.speech.audio import SAMPLE_RATE
 from dlsuite.apps.speech.config import SpeechConfig, quick
 from dlsuite.apps.speech.model import build_speech_model
@@ -89,6 +90,28 @@ class SpeechApp(App):
         metrics |= before | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
         return metrics | {"adapt_utterances": len(adapt),
                           "adapt_minutes": round(sum(u.duration for u in adapt.utterances) / 60, 2)}
+
+    def distill(self, config: SpeechConfig, run_dir: Path, teachers: list[Path]) -> dict:
+        """The model `config` describes (e.g. rnn_units=64), taught by the teachers' averaged per-frame
+        character distributions and the transcripts (apps/speech/distill.py); the first teacher's LM,
+        with alpha and beta tuned again for the student; test CER/WER as train reports them."""
+        strategy, batch = set_up(config)
+        with strategy.scope():
+            teacher_models = [self.load_model(t) for t in teachers]
+        distill.check_teachers(teachers, teacher_models, [self.trained_config(t) for t in teachers], config)
+        self._copy_kept_files(teachers[0], run_dir)
+        _, examples = train.prepare(config, run_dir)
+        with strategy.scope():
+            student = build_speech_model(config, examples["train"].features[0].shape[1], len(ALPHABET))
+        metrics = distill.fit(student, teacher_models, config, examples["train"], examples["valid"], batch, run_dir,
+                              strategy)
+        lm = inference.load_lm(run_dir)
+        fusion = inference.tune(student, examples["valid"], config, lm)
+        if fusion:
+            atomic_write_json(run_dir / "fusion.json", fusion)
+            metrics |= {"lm_alpha": fusion["alpha"], "lm_beta": fusion["beta"]}
+        metrics |= inference.evaluate_split(student, examples["test"], config, lm, fusion, run_dir)
+        return metrics | distill.teacher_figures(teacher_models, metrics["parameters"])
 
     def predict(self, config: SpeechConfig, source: Path, inputs: list[str]) -> list[dict]:
         lm, fusion = inference.load_lm(run_folder(source)), inference.read_fusion(run_folder(source))
