@@ -48,6 +48,7 @@ APPS: dict[str, App] = {
     "speech": SpeechApp(),
     "translation": TranslationApp(),
 }
+INPUT_COMMANDS = ("predict", "generate", "ngram")  # the commands that take inputs (language: prompts, text files)
 OVERRIDE = re.compile(r"[A-Za-z_]\w*=.*", re.DOTALL)  # key=value; "a = b" or "x=y z" text is an input
 
 
@@ -74,7 +75,7 @@ def parse_command_line(app: App, argv: list[str]) -> tuple:
     overrides = [a for a in ns.args if " " not in a.split("=", 1)[0] and OVERRIDE.fullmatch(a)]
     inputs = [a for a in ns.args if a not in overrides]
     config = app.resolve_config(ns.command, ns.source, ns.config, overrides, ns.quick)
-    if inputs and ns.command != "predict":
+    if inputs and ns.command not in INPUT_COMMANDS:
         raise ConfigError(f"'{ns.command}' takes no inputs, got {inputs[0]!r}; settings are key=value.")
     return ns.command, config, ns.source, inputs
 

@@ -8,6 +8,7 @@
     dlsuite language generate --from runs/language/<run> "and the lord"
     dlsuite language export --from runs/language/<run>
     dlsuite language distill --from runs/language/<a>,runs/language/<b> hidden_dim=64   # a smaller student
+    dlsuite language ngram corpus.txt order=5 output=model.arpa test=held_out.txt   # KenLM's job alone
 
 `train_and_evaluate` is the whole story: vocabulary, n-gram model, neural model, then the test
 perplexity of each and of their mixture. `LanguageApp` fills the app contract (apps/app.py).
@@ -21,7 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.language import data, distill, export, inference, ngrams, report, train
+from dlsuite.apps.language import (
+    data,
+    distill,
+    export,
+    inference,
+    ngram_command,
+    ngrams,
+    report,
+    train,
+)
 from dlsuite.apps.language.config import LanguageConfig, quick
 from dlsuite.apps.language.mixture import perplexity
 from dlsuite.apps.language.model import build_language_model
@@ -36,7 +46,7 @@ class LanguageApp(App):
     config_class = LanguageConfig
     inputs_are = "text"
     kept_files = data.VOCABULARY_FILES
-    extra_commands = ("generate",)
+    extra_commands = ("generate", "ngram")
 
     def quick(self) -> LanguageConfig:
         return quick()
@@ -120,9 +130,18 @@ class LanguageApp(App):
     def summary(self, metrics: dict) -> dict:
         return {f"test ppl, {k[9:]}": v for k, v in metrics.items() if k.startswith("test_ppl_")}
 
-    # === The app's own command ===
+    # === The app's own commands ===
+    def resolve_config(self, command: str, source=None, config_file=None, overrides=(), quick=False):
+        """`ngram` has settings of its own (apps/language/ngram_command.py), not the neural models'."""
+        if command == "ngram":
+            return ngram_command.resolve_config(source, config_file, overrides, quick)
+        return super().resolve_config(command, source, config_file, overrides, quick)
+
     def run(self, command: str, config, source=None, inputs=()):
-        """`generate` is predict's sibling: prompts in, sampled text out (no run folder)."""
+        """`generate` is predict's sibling: prompts in, sampled text out; `ngram` is KenLM's lmplz:
+        text files in, an ARPA file out. Neither writes a run folder."""
+        if command == "ngram":
+            return ngram_command.build_arpa(list(inputs), config)
         if command != "generate":
             return super().run(command, config, source, inputs)
         source = self.checked_source(command, source)
