@@ -292,6 +292,7 @@ print(json.dumps({{"beam": [t.decode() for t in out["translations"].numpy()],
     assert "max_input_tokens" in got["error"]
 
 
+@pytest.mark.slow  # 30 s: a second model trained beside the first
 def test_compare_baseline_trains_the_fixed_context_model_beside(tmp_path):
     config = dataclasses.replace(APP.smoke_config(tmp_path), compare_baseline=True)
     metrics = APP.run("train", config)

@@ -43,6 +43,7 @@ def test_the_wrapper_answers_log_probabilities_with_rows_of_zero_at_padding(teac
     assert not twice[1, 2].any()  # padding: a row of 0, which SequenceLogitsDistillation skips
 
 
+@pytest.mark.slow  # 30 s; the language and speech distill runs stay in the default run
 def test_distill_an_ensemble_into_a_smaller_student_that_exports(teacher_run, tmp_path, capsys):
     """The run with itself as a 2-teacher ensemble (the contract, not the gain: that is
     benchmarks/distillation_translation.py's)."""
