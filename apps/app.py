@@ -22,8 +22,11 @@ Every app's commands take the same options and return the same kind of result:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib
+import io
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,7 +38,7 @@ from dlsuite.shared.config import ConfigError, load_config
 from dlsuite.shared.distribute import is_chief
 from dlsuite.shared.export import at_precision
 from dlsuite.shared.litert import check_litert, write_litert
-from dlsuite.shared.runs import create_run_dir, replace_dir, write_metrics
+from dlsuite.shared.runs import atomic_write_text, create_run_dir, replace_dir, write_metrics
 from dlsuite.shared.training import TrainConfig, load_run_model
 
 COMMANDS = ("train", "evaluate", "finetune", "predict", "export", "distill")
@@ -108,6 +111,21 @@ def run_folder(source: str | Path) -> Path:
     """The run folder of `--from`: the folder itself, or the folder holding a given model file."""
     path = Path(source)
     return path if path.is_dir() else path.parent
+
+
+def write_predictions(results: list[dict], path: str | Path) -> Path:
+    """predict's results as a .tsv table (a header of the dicts' keys, one row per input) or .json."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return atomic_write_text(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+    if path.suffix.lower() not in (".tsv", ".tab"):
+        raise ValueError(f"{path}: predictions are written as .tsv or .json; got the suffix '{path.suffix}'.")
+    columns = list(dict.fromkeys(key for result in results for key in result))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, delimiter="\t", lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(results)
+    return atomic_write_text(path, text.getvalue())
 
 
 def folder_size(path: Path) -> int:

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras warns that fit(shuffle=True) is ignored for tf.data; our pipelines shuffle.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
-from dlsuite.apps.app import COMMANDS, App, ExportMismatchError  # noqa: E402
+from dlsuite.apps.app import COMMANDS, App, ExportMismatchError, write_predictions  # noqa: E402
 from dlsuite.apps.language.app import LanguageApp  # noqa: E402
 from dlsuite.apps.speech.app import SpeechApp  # noqa: E402
 from dlsuite.apps.translation.app import TranslationApp  # noqa: E402
@@ -65,6 +65,7 @@ def _parser(app: App) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML file of key: value settings")
     parser.add_argument("--quick", action="store_true", help="start from the quick preset (the main job's settings)")
     parser.add_argument("--from", dest="source", help="run folder or model file to evaluate, fine-tune, predict with or export")
+    parser.add_argument("--output", help="predict: also write the answers to FILE (.tsv or .json)")
     parser.add_argument("args", nargs="*", help="key=value overrides; for predict, also the inputs")
     return parser
 
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Unknown app '{app}'. Choose one of: {', '.join(APPS)}, all, launch.", file=sys.stderr)
             return 2
         result = APPS[app].run(*parse_command_line(APPS[app], rest))
+        output = _parser(APPS[app]).parse_known_intermixed_args(rest)[0].output
+        if output and isinstance(result, list):  # predict's answers, one row per input
+            print(f"(written to {write_predictions(result, output)})", file=sys.stderr)
     except (ConfigError, FileNotFoundError, ValueError, ExportMismatchError, NaNLossError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

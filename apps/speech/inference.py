@@ -3,15 +3,22 @@ CER and WER on a split (with the LM weights tuned on validation), and transcript
 
     dlsuite speech evaluate --from runs/speech/<run>
     dlsuite speech predict --from runs/speech/<run> a.wav b.flac
+
+`transcribe_files` (predict) reads every file first (so a bad one fails before any model time),
+then runs the acoustic model on padded batches of files of similar length through one traced
+graph, and decodes each utterance. The model masks padded frames, so a file's transcript does
+not depend on the files batched with it.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import jiwer
 import numpy as np
+import tensorflow as tf
 
 from dlsuite.apps.speech import data, decode, report
 from dlsuite.apps.speech.audio import load_audio
@@ -49,13 +56,18 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict:
     return {"wer": jiwer.wer(references, hypotheses), "cer": jiwer.cer(references, hypotheses)}
 
 
-def decode_all(log_probs, config: SpeechConfig, lm, fusion: dict | None) -> dict[str, list[str]]:
-    """Greedy, beam and (with an LM) beam + LM transcripts of each utterance's log-probabilities."""
-    results = {"greedy": decode.decode_many(log_probs, ALPHABET, "greedy"),
-               "beam": decode.decode_many(log_probs, ALPHABET, "beam", beam_width=config.beam_width, beta=0.0)}
+def decode_all(log_probs, config: SpeechConfig, lm, fusion: dict | None,
+               progress: bool | None = None) -> dict[str, list[str]]:
+    """Greedy, beam and (with an LM) beam + LM transcripts of each utterance's log-probabilities.
+
+    progress: decode.decode_many's bars; None shows them for more than 50 utterances."""
+    results = {"greedy": decode.decode_many(log_probs, ALPHABET, "greedy", progress=progress),
+               "beam": decode.decode_many(log_probs, ALPHABET, "beam", progress=progress, beam_width=config.beam_width,
+                                          beta=0.0)}
     if lm is not None and fusion is not None:
-        results["beam_lm"] = decode.decode_many(log_probs, ALPHABET, "beam_lm", beam_width=config.beam_width,
-                                                lm=lm, alpha=fusion["alpha"], beta=fusion["beta"], lexicon=config.lm_lexicon)
+        results["beam_lm"] = decode.decode_many(log_probs, ALPHABET, "beam_lm", progress=progress,
+                                                beam_width=config.beam_width, lm=lm, alpha=fusion["alpha"],
+                                                beta=fusion["beta"], lexicon=config.lm_lexicon)
     return results
 
 
@@ -86,11 +98,58 @@ def evaluate_split(model, examples: data.Examples, config: SpeechConfig, lm, fus
     return metrics
 
 
-def transcribe_files(model, lm, fusion, config: SpeechConfig, paths: list[str]) -> list[dict]:
-    """Transcripts of audio files by every decoder the run has (beam + LM when it has an LM)."""
-    results = []
-    for path in paths:
-        values = data.compute_features(load_audio(path, max_seconds=config.max_seconds), config.features)
-        texts = decode_all([model.utterance_log_probs(values)], config, lm, fusion)
-        results.append({"input": path, **{m: t[0] for m, t in texts.items()}})
-    return results
+# === predict: audio files -> transcripts ===
+PROGRESS_MIN_FILES = 8  # fewer files than this: no progress bars
+
+
+def read_features(paths: list[str], config: SpeechConfig, progress: bool = False) -> list[np.ndarray]:
+    """Each file's [T, F] features, with load_audio's checks (a bad file is an error naming it)."""
+    from tqdm import tqdm
+
+    bar = tqdm(paths, desc="reading audio", unit="file", disable=not progress, leave=False)
+    return [data.compute_features(load_audio(path, max_seconds=config.max_seconds), config.features) for path in bar]
+
+
+def compiled_log_probs(model, feature_dim: int):
+    """model.log_probs traced once for any batch and length: ([B, T, F], [B]) -> ([B, T', C], [B])."""
+    spec = [tf.TensorSpec([None, None, feature_dim], tf.float32), tf.TensorSpec([None], tf.int32)]
+    return tf.function(model.log_probs, input_signature=spec)
+
+
+def batched_log_probs(model, features: list[np.ndarray], batch_size: int, progress: bool = False) -> list[np.ndarray]:
+    """Per-utterance [T', C] log-probabilities, in the order of `features`, from zero-padded batches
+    of utterances sorted by length (little padding; the model masks it, as in training)."""
+    from tqdm import tqdm
+
+    if not features:
+        return []
+    run = compiled_log_probs(model, features[0].shape[1])
+    order = sorted(range(len(features)), key=lambda i: len(features[i]))
+    out: list[np.ndarray | None] = [None] * len(features)
+    with tqdm(total=len(features), desc="acoustic model", unit="file", disable=not progress, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            lengths = np.array([len(features[i]) for i in rows], np.int32)
+            batch = np.zeros((len(rows), lengths.max(), features[rows[0]].shape[1]), np.float32)  # [B, T, F]
+            for row, i in enumerate(rows):
+                batch[row, : lengths[row]] = features[i]
+            log_probs, out_lengths = run(tf.constant(batch), tf.constant(lengths))  # [B, T', C], [B]
+            for i, lp, n in zip(rows, log_probs.numpy(), out_lengths.numpy(), strict=True):
+                out[i] = lp[:n]
+            bar.update(len(rows))
+    return out
+
+
+def transcribe_files(model, lm, fusion, config: SpeechConfig, paths: list[str],
+                     progress: bool | None = None) -> list[dict]:
+    """Transcripts of audio files by every decoder the run has (beam + LM when it has an LM), one
+    dict per file in the given order: {"input": path, "greedy": ..., "beam": ..., "beam_lm": ...}.
+
+    The acoustic model sees batches of config.batch_size files. progress: tqdm bars over the files
+    (reading, acoustic model, each decoder); None: on a terminal for PROGRESS_MIN_FILES files or more.
+    """
+    if progress is None:
+        progress = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
+    log_probs = batched_log_probs(model, read_features(paths, config, progress), config.batch_size, progress)
+    texts = decode_all(log_probs, config, lm, fusion, progress=progress)
+    return [{"input": path, **{m: t[i] for m, t in texts.items()}} for i, path in enumerate(paths)]

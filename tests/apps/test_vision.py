@@ -96,6 +96,22 @@ def test_predict_and_cli_errors(trained_run, tmp_path):
         APP.load_model(tmp_path / "nowhere")
 
 
+def test_predict_writes_its_answers_as_tsv_or_json(trained_run, tmp_path, capsys):
+    run_dir, _ = trained_run
+    images, _, _ = load_digits_arrays()
+    paths = []
+    for i, blob in enumerate(encode_png(images[:3])):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Path(paths[-1]).write_bytes(blob)
+    assert main(["vision", "predict", "--from", str(run_dir), "--output", str(tmp_path / "p.tsv"), *paths]) == 0
+    rows = (tmp_path / "p.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[0] == "input" and [r.split("\t")[0] for r in rows[1:]] == paths
+    assert main(["vision", "predict", "--from", str(run_dir), "--output", str(tmp_path / "p.json"), *paths]) == 0
+    assert [answer["input"] for answer in json.loads((tmp_path / "p.json").read_text())] == paths
+    assert main(["vision", "predict", "--from", str(run_dir), "--output", str(tmp_path / "p.xlsx"), *paths]) == 2
+    assert "written as .tsv or .json" in capsys.readouterr().err
+
+
 def _cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-m", "dlsuite.apps.cli", *args], capture_output=True,
