@@ -6,6 +6,10 @@ Every run is `dlsuite language train` with the quick preset and only `output` ch
 no class model), so the figures differ only by the output layer. Evaluation is always the exact,
 normalized probability (shortlist: with the n-gram for the tail). Prints a markdown table with each
 layer's perplexity and seconds per epoch as ratios against full softmax, and writes it to --out.
+
+The ranking loss's scores have no probability scale, so a ranking run also gets a row "ranking,
+calibrated": the trained model's `RankingSoftmax.calibrate` fits one temperature on the validation
+split, and the test perplexity is evaluated again, exactly normalized, with it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--outputs", default=",".join(OUTPUTS))
     parser.add_argument("--out", default="benchmarks/results/output_layers_perplexity.md")
+    parser.add_argument("--num-samples", type=int, help="sampled | nce | ranking (default: the preset's)")
+    parser.add_argument("--proposal-power", type=float, help="sampled | nce | ranking (default: the preset's)")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)
@@ -38,11 +44,18 @@ def main() -> None:
         for output in args.outputs.split(","):
             config = dataclasses.replace(language_config.quick(), output=output, epochs=args.epochs, mixture=False,
                                          class_ngram_classes=0, run_root=root)
+            sampling = {"num_samples": args.num_samples, "proposal_power": args.proposal_power}
+            config = dataclasses.replace(config, **{k: v for k, v in sampling.items() if v is not None})
             start = time.perf_counter()
             metrics = LanguageApp().run("train", config)
             rows.append((output, metrics[f"test_ppl_lstm_{output}"], metrics["train_seconds"] / args.epochs,
                          time.perf_counter() - start))
             print(f"  {output:>20}: test ppl {rows[-1][1]:8.2f}, {rows[-1][2]:6.1f} s/epoch", flush=True)
+            if output == "ranking":
+                run_dir = max(Path(root).rglob("config.yaml"), key=lambda p: p.stat().st_mtime).parent
+                temperature, ppl = calibrated_test_perplexity(config, run_dir)
+                rows.append((f"ranking, calibrated (T = {temperature:.3f})", ppl, rows[-1][2], rows[-1][3]))
+                print(f"  {rows[-1][0]}: test ppl {ppl:8.2f}", flush=True)
     full_ppl, full_time = next(((p, t) for o, p, t, _ in rows if o == "full"), (None, None))
     lines = ["| output | test ppl | ppl / full | s per epoch | speed-up vs full |", "|---|---|---|---|---|"]
     for output, ppl, seconds, _ in rows:
@@ -50,10 +63,32 @@ def main() -> None:
         speed = f"{full_time / seconds:.2f}x" if full_time else "-"
         lines.append(f"| {output} | {ppl:.2f} | {ratio} | {seconds:.0f} | {speed} |")
     report = (f"$ {command}\n\nKJV (vocab_min_count=2), LSTM 256, embeddings 128, batch 64, AdamW 3e-3 warm-up "
-              f"cosine, {args.epochs} epoch(s), 2 CPU cores.\n\n" + "\n".join(lines) + "\n")
+              f"cosine, {args.epochs} epoch(s), num_samples {config.num_samples}, proposal_power "
+              f"{config.proposal_power}, 2 CPU cores.\n\n" + "\n".join(lines) + "\n")
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
+
+
+def calibrated_test_perplexity(config, run_dir: Path) -> tuple[float, float]:
+    """(T, test perplexity) of a ranking run after fitting its temperature on the validation split."""
+    import numpy as np
+
+    from dlsuite.apps.language import data, inference, train
+    from dlsuite.apps.language.app import LanguageApp
+    from dlsuite.apps.language.mixture import perplexity
+
+    _, splits, _ = train.prepare(config, run_dir, vocab=data.load_vocabulary(run_dir))
+    model = LanguageApp().load_model(run_dir)
+    hidden, targets, valid = [], [], splits["valid"]
+    for start, (inputs, batch_targets) in zip(range(0, len(valid), 64), data.ordered_batches(valid, 64), strict=True):
+        lengths = np.array([len(s) + 1 for s in valid[start : start + 64]])  # words and </s>
+        real = np.arange(inputs.shape[1])[None, :] < lengths[:, None]  # [B, T], no padding
+        hidden.append(np.asarray(model(inputs))[real])  # [n, H]
+        targets.append(batch_targets[real])
+    output = model.vocabulary_output
+    temperature = output.calibrate(np.concatenate(hidden), np.concatenate(targets))
+    return temperature, perplexity(inference.neural_token_log_probs(model, splits["test"]))
 
 
 if __name__ == "__main__":

@@ -226,7 +226,12 @@ class _AffineSoftmax(VocabularyOutput):
         self.kernel = self.add_weight(
             name="kernel", shape=(self.output_size, hidden), initializer="glorot_uniform"
         )
-        self.bias = self.add_weight(name="bias", shape=(self.output_size,), initializer="zeros")
+        self.bias = self.add_weight(
+            name="bias", shape=(self.output_size,), initializer=self._bias_initializer()
+        )
+
+    def _bias_initializer(self):
+        return "zeros"
 
     def _logits(self, flat):
         return tf.matmul(flat, self.kernel, transpose_b=True) + self.bias
@@ -594,6 +599,16 @@ class _SampledOutput(_UnigramCounts, FullSoftmax):
     choice; 0: uniform). The m samples are drawn with replacement and shared by the whole batch,
     so a step gathers N + m rows of W instead of multiplying by all |V|. Evaluation (`log_probs`,
     `log_prob`) is the exact full softmax of the same weights.
+
+    The bias starts at the smoothed log unigram distribution log(c_w / sum c) (`log_unigram`, the
+    counts smoothed as for q), not at 0: these losses only move the rows of the targets and the
+    sampled words, so a word that is rarely either keeps its initial score. With zeros it would
+    score 0 where trained words score about their log-probability (-5 to -15), and the exact
+    softmax would hand those words most of the mass (1-epoch KJV test perplexity of NCE: 5.2
+    million, BENCHMARKS.md). Starting from the unigram model, an untrained layer's exact
+    perplexity is the unigram model's, and exp(score) is already a normalized probability, which
+    is what NCE's self-normalization asks of it. A layer built before it has counts (`from_config`)
+    starts at zeros; its weights are then meant to be loaded.
     """
 
     def __init__(self, vocab_size, counts, num_samples, proposal_power=1.0, **kwargs):
@@ -612,9 +627,17 @@ class _SampledOutput(_UnigramCounts, FullSoftmax):
             self.set_counts(counts)
 
     def _use_counts(self):
-        weights = _smoothed(self.counts) ** self.proposal_power
+        smoothed = _smoothed(self.counts)
+        weights = smoothed**self.proposal_power
         self.proposal = weights / weights.sum()  # q, for inspection and tests
-        self._unigrams = _smoothed(self.counts).tolist()
+        self._unigrams = smoothed.tolist()
+        self.log_unigram = np.log(smoothed / smoothed.sum())  # [V], the bias's initial value
+
+    def _bias_initializer(self):
+        if self.counts is None:
+            return "zeros"
+        log_unigram = self.log_unigram
+        return lambda shape, dtype=None: tf.constant(log_unigram, dtype or tf.float32)
 
     def sample(self, targets):
         """m words from q for flat targets [N]: (sampled [m], expected counts of the targets [N, 1]
@@ -707,10 +730,16 @@ class NoiseContrastiveSoftmax(_SampledOutput):
     """Noise-contrastive estimation (Gutmann & Hyvärinen; Mnih & Teh 2012 for language models).
 
     A logistic regression tells the data word from m noise words drawn from q:
-    L = -log σ(a_y - log(m q_y)) - sum_i log(1 - σ(a_{n_i} - log(m q_{n_i}))). The unnormalized
-    scores learn to be self-normalized; evaluation still normalizes exactly. `tf.nn.nce_loss`
-    implements this objective, so we use it. Noise words equal to the target stay in the loss
-    (remove_accidental_hits=False), as in the NCE objective: they are genuine noise draws.
+    L = -log σ(a_y - log(m q_y)) - sum_i log(1 - σ(a_{n_i} - log(m q_{n_i}))). This is the
+    self-normalized NCE of Mnih & Teh (2012, sec. 3): the model's P(w | C) is exp(a_w) itself,
+    the per-context normalizer fixed at Z = 1 (log Z = 0) rather than learned, which they found did
+    not hurt, so σ(a_w - log(m q_w)) is the posterior that w came from the data and not from the m
+    noise draws. No normalizer is learned here either: `tf.nn.nce_loss` computes exactly these
+    logits (scores minus log of the expected count m q) with a sigmoid cross-entropy, so we use
+    it. The scores so learn to be normalized on their own; evaluation still normalizes exactly.
+    With the log-unigram bias (see `_SampledOutput`) they start normalized. Noise words equal to
+    the target stay in the loss (remove_accidental_hits=False), as in the NCE objective: they are
+    genuine noise draws.
 
     Args:
         vocab_size: int >= 2. |V|.
@@ -733,7 +762,9 @@ class RankingSoftmax(_SampledOutput):
     The negatives i are m words drawn from q, the target excluded (a sample equal to the target
     contributes nothing). The scores a = h W^T + b are the full softmax's logits, so `log_probs`
     is their exact softmax; the loss only asks the target to outscore the negatives by the margin,
-    so these probabilities are not calibrated the way the likelihood-trained layers' are.
+    so the scale of the scores, and with it these probabilities, is arbitrary. `calibrate` fits
+    one temperature T on held-out data (the T minimizing the exact NLL of softmax(a / T)); the
+    exact `log_probs` and `log_prob` then use a / T. Training ignores T.
     Hand-written: neither Keras nor TensorFlow provides a sampled ranking loss.
 
     Args:
@@ -742,16 +773,56 @@ class RankingSoftmax(_SampledOutput):
         num_samples: int in [1, |V|). m negatives per step, shared by the batch.
         margin: float > 0. The score gap asked for. Defaults to 1.0.
         proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
+        temperature: float > 0. T in the evaluated softmax(a / T), set by `calibrate`.
+            Defaults to 1.0.
 
     Example:
     >>> output = RankingSoftmax(50_000, counts, num_samples=64, margin=1.0)
+    >>> output.calibrate(validation_hidden, validation_targets)   # before tracing evaluation
     """
 
-    def __init__(self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, **kwargs):
+    def __init__(
+        self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, temperature=1.0,
+        **kwargs,
+    ):
         super().__init__(vocab_size, counts, num_samples, proposal_power, **kwargs)
         if not np.isfinite(margin) or margin <= 0:
             raise ValueError(f"margin must be finite and > 0, got {margin}.")
-        self.margin = float(margin)
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be finite and > 0, got {temperature}.")
+        self.margin, self.temperature = float(margin), float(temperature)
+
+    def _logits(self, flat):
+        return super()._logits(flat) / self.temperature
+
+    def calibrate(self, hidden, targets, max_iterations=30, chunk_size=4096) -> float:
+        """Sets `temperature` to the T minimizing the exact mean NLL of softmax(a / T) on
+        (held-out) hidden states [..., H] and their targets [...], and returns it.
+
+        The NLL is convex in beta = 1 / T (d/dbeta = E_p[a] - a_y, d2/dbeta2 = Var_p[a]), so a
+        few Newton steps on beta find it; each is one pass over the data, `chunk_size` tokens
+        of [chunk, V] scores at a time. T is a Python float: graphs traced before keep the old T,
+        so calibrate before tracing or exporting the evaluation.
+        """
+        self._ensure_built(hidden)
+        flat, flat_targets = _flatten(hidden, targets)
+        beta = 1.0
+        for _ in range(max_iterations):
+            slope = curvature = 0.0
+            for start in range(0, int(flat.shape[0]), chunk_size):
+                scores = super()._logits(flat[start : start + chunk_size])  # [n, V], T = 1
+                p = tf.nn.softmax(beta * scores)
+                mean = tf.reduce_sum(p * scores, -1)  # [n]
+                spread = tf.reduce_sum(p * tf.square(scores - mean[:, None]), -1)
+                target = tf.gather(scores, flat_targets[start : start + chunk_size], batch_dims=1)
+                slope += float(tf.reduce_sum(mean - target))
+                curvature += float(tf.reduce_sum(spread))
+            step = slope / max(curvature, 1e-12)
+            beta = beta - step if beta - step > 0 else beta / 2
+            if abs(step) < 1e-6 * beta:
+                break
+        self.temperature = 1.0 / beta
+        return self.temperature
 
     def sampled_loss(self, hidden, targets, sampled_values):
         negatives = tf.cast(sampled_values[0], tf.int32)  # [m]
@@ -764,7 +835,7 @@ class RankingSoftmax(_SampledOutput):
         return tf.reduce_sum(tf.where(is_target, tf.zeros_like(hinge), hinge), -1)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin}
+        return {**super().get_config(), "margin": self.margin, "temperature": self.temperature}
 
 
 # === Factory ===
@@ -784,7 +855,7 @@ def make_vocabulary_output(kind: str, vocab_size: int, counts=None, hidden_size=
         hidden_size: int or None. When given, the layer is built now for hidden states
             [..., hidden_size], so its weights exist before the first call.
         **options: constructor arguments: shortlist_size (default |V| // 10), num_classes,
-            num_samples (default min(256, |V| - 1)), proposal_power, margin.
+            num_samples (default min(256, |V| - 1)), proposal_power, margin, temperature.
 
     Example:
     >>> output = make_vocabulary_output("huffman", len(vocab), counts, hidden_size=256)

@@ -305,6 +305,53 @@ def test_sampled_softmax_gradient_matches_the_full_gradient_in_expectation():
         assert error < np.linalg.norm(one - e) / np.linalg.norm(e)  # averaging removes noise
 
 
+@pytest.mark.parametrize("kind", ["sampled", "nce", "ranking"])
+def test_sampled_layers_start_as_the_smoothed_unigram_model(kind):
+    """The bias starts at log(c_w / sum c), the unseen word at half the rarest count: untrained,
+    the exact log_probs are the unigram model's up to the kernel's h W^T, so rarely sampled words
+    keep a unigram score instead of 0 (which gave NCE a perplexity in the millions)."""
+    layer = make_vocabulary_output(kind, V, COUNTS, H, **OPTIONS[kind])
+    smoothed = np.where(COUNTS > 0, COUNTS, COUNTS[COUNTS > 0].min() / 2)
+    log_unigram = np.log(smoothed / smoothed.sum())  # finite for the unseen word too
+    np.testing.assert_allclose(layer.bias.numpy(), log_unigram, rtol=1e-6)
+    np.testing.assert_allclose(layer.log_unigram, log_unigram)
+    rng = np.random.default_rng(0)
+    corpus = rng.choice(V, 5000, p=smoothed / smoothed.sum())  # a toy corpus of the unigram model
+    zero = np.zeros((len(corpus), H), np.float32)
+    np.testing.assert_allclose(
+        layer.log_probs(zero[:2]).numpy(), np.broadcast_to(log_unigram, (2, V)), atol=1e-5
+    )
+    unigram_ppl = np.exp(-log_unigram[corpus].mean())
+    layer_ppl = np.exp(-layer.log_prob(zero, corpus).numpy().mean())
+    np.testing.assert_allclose(layer_ppl, unigram_ppl, rtol=1e-5)
+    assert unigram_ppl < 0.6 * V  # a zero bias starts at the uniform model, perplexity V
+    hidden = rng.normal(0, 1, (50, H)).astype(np.float32)  # any h: within the kernel's reach
+    scores = hidden @ layer.kernel.numpy().T  # [50, V]
+    reach = 2 * np.abs(scores).max(-1, keepdims=True)
+    assert np.all(np.abs(layer.log_probs(hidden).numpy() - log_unigram) <= reach + 1e-5)
+
+
+def test_ranking_calibration_recovers_the_temperature_of_the_data():
+    """Targets drawn from softmax(a / 2.5): calibrate finds T ~ 2.5, which lowers the exact NLL,
+    and log_probs become log_softmax(a / T), still normalized."""
+    layer = make("ranking", scale=1.0)
+    rng = np.random.default_rng(3)
+    hidden = rng.normal(0, 1, (4000, H)).astype(np.float32)
+    scores = hidden.astype(np.float64) @ layer.kernel.numpy().T + layer.bias.numpy()  # [N, V]
+    p = np.exp(log_softmax(scores / 2.5))
+    targets = np.array([rng.choice(V, p=row / row.sum()) for row in p], np.int32)
+    before = -layer.log_prob(hidden, targets).numpy().mean()
+    temperature = layer.calibrate(hidden, targets, chunk_size=1000)
+    assert layer.temperature == temperature and layer.get_config()["temperature"] == temperature
+    np.testing.assert_allclose(temperature, 2.5, rtol=0.08)
+    assert -layer.log_prob(hidden, targets).numpy().mean() < before
+    np.testing.assert_allclose(
+        layer.log_probs(hidden[:5]).numpy(), log_softmax(scores[:5] / temperature), atol=1e-4
+    )
+    with pytest.raises(ValueError, match="temperature"):
+        RankingSoftmax(V, COUNTS, num_samples=5, temperature=0)
+
+
 @pytest.mark.parametrize("cls", [SampledSoftmax, NoiseContrastiveSoftmax, RankingSoftmax])
 def test_sampled_losses_decrease_when_the_target_score_rises(cls):
     hidden, targets = inputs((4,))
