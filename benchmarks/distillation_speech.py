@@ -28,12 +28,14 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from distill_runs import train_teacher_and_students  # beside this script
+from latency import interleaved_seconds
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,14 +68,30 @@ def rows_of(app, runs: dict) -> list[dict]:
     return rows
 
 
+def export_latencies(runs: dict, calls: int) -> dict:
+    """name -> median ms per call of the export's serving_default on one 1.5 s waveform
+    (features, acoustic model and greedy CTC decoding in the graph), interleaved."""
+    import tensorflow as tf
+
+    from dlsuite.apps.speech.app import probe_waveform
+
+    signatures = {name: tf.saved_model.load(str(Path(run) / "export")).signatures["serving_default"]
+                  for name, run in runs.items()}
+    waveform = {"waveform": tf.constant(probe_waveform()), "sample_rate": tf.constant(16000)}
+    calls_of = {name: (lambda x, s=signature: s(**x)) for name, signature in signatures.items()}
+    samples = interleaved_seconds(calls_of, [waveform], calls)
+    return {name: 1e3 * statistics.median(times) for name, times in samples.items()}
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| model | filters / units / layers | parameters | vs teacher | CER greedy | WER greedy | CER beam+LM "
-             "| WER beam+LM | train s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| WER beam+LM | train s | export ms / 1.5 s utterance | vs teacher |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sizes = " / ".join(str(r[f]) for f in SIZE_FIELDS)
         lines.append(f"| {r['model']} | {sizes} | {r['parameters']:,} | {r['parameters_vs_teacher']:.3f}x | "
                      f"{r['test_cer_greedy']:.3f} | {r['test_wer_greedy']:.3f} | {r['test_cer_beam_lm']:.3f} | "
-                     f"{r['test_wer_beam_lm']:.3f} | {r['train_seconds']:.0f} |")
+                     f"{r['test_wer_beam_lm']:.3f} | {r['train_seconds']:.0f} | {r['export_ms']:.1f} | "
+                     f"{r['export_ms'] / rows[0]['export_ms']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -86,6 +104,7 @@ def main():
     parser.add_argument("--temperatures", type=lambda s: [float(t) for t in s.split(",")], default=[2.0],
                         help="one distilled student per temperature")
     parser.add_argument("--label-weight", type=float, default=None, help="default: the app's distill_label_weight")
+    parser.add_argument("--calls", type=int, default=40, help="timed calls per export")
     parser.add_argument("--no-write", action="store_true", help="print only, leave benchmarks/results/ alone")
     args = parser.parse_args()
     command = f"$ .venv/bin/python {' '.join(shlex.quote(a) for a in sys.argv)}"
@@ -100,7 +119,10 @@ def main():
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="distillation-speech-") as root:
         base = base_config(app, args, Path(root) / "runs")
-        rows = rows_of(app, train_teacher_and_students(app, base, student_fields(args), args.temperatures))
+        runs = train_teacher_and_students(app, base, student_fields(args), args.temperatures)
+        rows = rows_of(app, runs)
+        for row, milliseconds in zip(rows, export_latencies(runs, args.calls).values(), strict=True):
+            row["export_ms"] = milliseconds
     total = time.perf_counter() - start
 
     settings = {f: getattr(base, f) for f in ("num_sentences", "variants_per_sentence", "epochs", "batch_size",
