@@ -61,6 +61,8 @@ def train_quick(app, run_root: Path) -> Path:
 
 def saved_model_rows(app, run: Path, run_root: Path) -> list[dict]:
     """Export, size and test metric of each SavedModel precision."""
+    from dlsuite.apps.app import folder_size
+
     rows = []
     for precision in PRECISIONS:
         exported = app.run("export", app.resolve_config("export", run, overrides=[f"precision={precision}"]), run)
@@ -69,7 +71,7 @@ def saved_model_rows(app, run: Path, run_root: Path) -> list[dict]:
         variables = Path(exported["export_dir"]) / "variables"
         rows.append({"format": "saved_model", "precision": precision, "export_dir": exported["export_dir"],
                      "size_bytes": exported["size_bytes"],
-                     "variables_bytes": sum(f.stat().st_size for f in variables.rglob("*") if f.is_file()),
+                     "variables_bytes": folder_size(variables),
                      "export_max_gap": exported["export_max_gap"], "metrics": headline(app.name, metrics)})
     return rows
 
@@ -123,10 +125,9 @@ def test_arrays(app, config) -> dict:
     """The vision test split as arrays (decoded pixels, the LiteRT file's input)."""
     import numpy as np
 
-    from dlsuite.apps.vision import data
+    from dlsuite.apps.vision import train
 
-    splits = data.load_splits(config.data, config.image_size, config.channels, config.classes,
-                              config.tfds_data_dir, config.split_seed)
+    splits = train.load_splits(config, evaluation=True)
     images, labels = zip(*splits.test.as_numpy_iterator(), strict=True)
     return {"images": np.stack(images), "labels": np.array(labels)}
 

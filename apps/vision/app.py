@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.vision import cascade, data, export, inference, report, train
+from dlsuite.apps.vision import cascade, export, inference, report, train
 from dlsuite.apps.vision import model as vision_model
 from dlsuite.apps.vision.config import VisionConfig, quick
 from dlsuite.pipelines.images import encode_png, load_digits_arrays
@@ -128,8 +128,7 @@ class VisionApp(App):
     def litert_plan(self, config: VisionConfig, source: Path, model) -> LiteRTPlan:
         """LiteRT takes decoded pixels (B, S, S, C): full-integer files read them as uint8 0..255
         (the calibrated input scale is 1/255) and answer probabilities as uint8 / 256."""
-        splits = data.load_splits(config.data, config.image_size, config.channels, config.classes,
-                                  config.tfds_data_dir, config.split_seed)
+        splits = train.load_splits(config, evaluation=True)
 
         def calibration():  # int8 scales from 200 training images, one at a time as the converter asks
             for image, _ in splits.train.take(200).as_numpy_iterator():

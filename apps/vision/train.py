@@ -19,13 +19,18 @@ from dlsuite.shared.training import fit_model
 
 
 # === Data ===
-def load_datasets(config: VisionConfig, batch: int, evaluation: bool = False):
-    """(splits, (train, valid, test) batched datasets) of the config's data source; evaluation
-    ignores the few-shot training cap."""
-    splits = data.load_splits(
+def load_splits(config: VisionConfig, evaluation: bool = False):
+    """The config's train/validation/test splits (unbatched); evaluation ignores the few-shot cap."""
+    return data.load_splits(
         config.data, config.image_size, config.channels, config.classes, config.tfds_data_dir,
         config.split_seed, 0 if evaluation else config.train_examples_per_class,
     )
+
+
+def load_datasets(config: VisionConfig, batch: int, evaluation: bool = False):
+    """(splits, (train, valid, test) batched datasets) of the config's data source; evaluation
+    ignores the few-shot training cap."""
+    splits = load_splits(config, evaluation)
     return splits, data.make_datasets(splits, batch, config.seed)
 
 
