@@ -10,11 +10,22 @@ each exported and checked through the app contract.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from latency import WARMUP_CALLS, interleaved_seconds
 
 LATENCY_BATCH = 64
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(name: str, text: list[str], payload: dict) -> None:
+    """benchmarks/results/<name>.md (the printed report) and <name>.json (settings, rows, samples)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text("\n".join(text))
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str))
+    print(f"wrote {RESULTS / name}.json and {name}.md")
 
 
 def train_teacher_and_students(app, base, student: dict, temperatures) -> dict:

@@ -34,12 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill_runs import train_teacher_and_students  # beside this script
+from distill_runs import train_teacher_and_students, write_results  # beside this script
 from latency import interleaved_seconds
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIZE_FIELDS = ("conv_filters", "rnn_units", "rnn_layers")
 SCORES = ("test_cer_greedy", "test_wer_greedy", "test_cer_beam_lm", "test_wer_beam_lm")
 
@@ -137,13 +136,10 @@ def main():
             table(rows), ""]
     print("\n".join(text))
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "distillation_speech.md").write_text("\n".join(text))
-        (RESULTS / "distillation_speech.json").write_text(json.dumps(
+        write_results("distillation_speech", text,
             {"command": command, "cores": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
              "total_seconds": round(total, 1), "settings": settings, "student": student_fields(args),
-             "temperatures": args.temperatures, "rows": rows}, indent=1, default=str))
-        print(f"wrote {RESULTS / 'distillation_speech.json'} and distillation_speech.md")
+             "temperatures": args.temperatures, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -42,16 +42,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill_runs import (  # beside this script
+from distill_runs import (
     LATENCY_BATCH,
     WARMUP_CALLS,
     sentence_latencies,
     train_teacher_and_students,
+    write_results,  # beside this script
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIZE_FIELDS = ("embedding_dim", "encoder_units", "decoder_units", "attention_units")
 
 
@@ -161,16 +161,12 @@ def main():
             table(rows), ""]
     print("\n".join(text))
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "distillation_translation.md").write_text("\n".join(text))
-        (RESULTS / "distillation_translation.json").write_text(json.dumps(
+        write_results("distillation_translation", text,
             {"command": command, "cores": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
              "total_seconds": round(total, 1), "settings": settings, "student": student_fields(args),
              "temperatures": args.temperatures, "latency_batch": LATENCY_BATCH, "warmup_calls": WARMUP_CALLS,
              "calls_b64": args.calls, "calls_b1": 2 * args.calls, "rows": rows,
-             "latency_samples_s": {n: {str(k): v for k, v in s.items()} for n, s in samples.items()}},
-            indent=1, default=str))
-        print(f"wrote {RESULTS / 'distillation_translation.json'} and distillation_translation.md")
+             "latency_samples_s": {n: {str(k): v for k, v in s.items()} for n, s in samples.items()}})
 
 
 if __name__ == "__main__":
