@@ -23,7 +23,7 @@ class SpeechConfig(TrainConfig):
     # Recurrent nets with CTC have occasional gradient spikes; clip them by default.
     global_clipnorm: float = option(5.0, "clip all gradients jointly to this norm (0 = off)")
     # === Data ===
-    data: str = option("espeak", "espeak (embedded, synthesized) | folder:<path> | table:<csv/tsv> | tfds:<name>")
+    data: str = option("espeak", "espeak (embedded, synthesized) | asterisk (embedded, human telephone prompts) | folder:<path> | table:<csv/tsv> | tfds:<name>")
     cache_dir: str = option("data_cache/speech", "where the synthesized corpus is kept between runs")
     num_sentences: int = option(2400, "espeak: KJV clauses to speak (80/10/10 train/valid/test)")
     variants_per_sentence: int = option(2, "espeak: voices speaking each sentence")
@@ -56,8 +56,8 @@ class SpeechConfig(TrainConfig):
         super().validate()
         source = self.data.split(":", 1)[0]
         checks = [
-            (source in ("espeak", "folder", "table", "tfds"), f"data must be espeak, folder:<path>, table:<file> or tfds:<name>, got '{self.data}'"),
-            (source == "espeak" or ":" in self.data, f"data '{self.data}' needs a path or name after ':'"),
+            (source in ("espeak", "asterisk", "folder", "table", "tfds"), f"data must be espeak, asterisk, folder:<path>, table:<file> or tfds:<name>, got '{self.data}'"),
+            (source in ("espeak", "asterisk") or ":" in self.data, f"data '{self.data}' needs a path or name after ':'"),
             (self.num_sentences >= 10, "num_sentences must be >= 10"),
             (self.variants_per_sentence >= 1, "variants_per_sentence must be >= 1"),
             (self.noise_snr_db >= 0, "noise_snr_db must be >= 0 (0 = no noise)"),

@@ -5,6 +5,9 @@ Sources (`load_speech_corpus(source, cache_dir)`):
   no download needed. Train, valid and test use different voices *and* different sentences, so
   the test error measures new speakers saying new word sequences. `extra["adapt"]` holds a few
   minutes of the test voices saying training sentences, for the fine-tuning demo;
+- `asterisk`: the embedded real-speech set, Asterisk's telephone prompts read by one human
+  speaker (8 kHz), from pinned Debian packages (asterisk_corpus.py); its train part is for
+  fine-tuning, its test part shares no sentence with it;
 - `folder:<path>`: a LibriSpeech tree (`<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`) or a
   folder with `transcripts.csv`/`.tsv`; `train`/`valid`/`test` tables or LibriSpeech split
   subfolders (`train-clean-100`, `dev-clean`, `test-clean`) are used as given;
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dlsuite.apps.speech.asterisk_corpus import build_asterisk_corpus
 from dlsuite.apps.speech.espeak_corpus import build_espeak_corpus
 from dlsuite.apps.speech.transcripts import SpeechDataError
 from dlsuite.apps.speech.user_data import load_folder, load_tfds_speech, read_transcript_table
@@ -42,11 +46,13 @@ def load_speech_corpus(source: str, cache_dir, **options) -> SpeechCorpus:
     kind, _, rest = source.partition(":")
     if kind == "espeak" and not rest:
         return build_espeak_corpus(cache_dir, **options)
+    if kind == "asterisk" and not rest:
+        return build_asterisk_corpus(cache_dir)
     if kind == "folder" and rest:
         return load_folder(rest)
     if kind == "table" and rest:
         return SpeechCorpus(f"table:{Path(rest).stem}", *split_utterances(read_transcript_table(rest)))
     if kind == "tfds" and rest:
         return load_tfds_speech(rest, **options)
-    raise SpeechDataError(f"unknown speech corpus {source!r}: use espeak, folder:<path>, "
+    raise SpeechDataError(f"unknown speech corpus {source!r}: use espeak, asterisk, folder:<path>, "
                           "table:<file.csv|tsv> or tfds:<name>.")

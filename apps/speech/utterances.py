@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -78,3 +80,15 @@ def split_utterances(utterances: list[Utterance], valid_fraction: float = 0.1,
     train = [u for u in utterances if group(u) not in test and group(u) not in valid]
     return train, pick(valid), pick(test)
 
+
+
+def finished_manifest(folder: Path, corpus_format: int) -> dict | None:
+    """The manifest.json of a complete cached corpus in `folder` (written last, so its presence
+    means the build finished), or None: absent, unreadable, another format, or files missing."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format") != corpus_format:
+        return None
+    return manifest if all((folder / e["path"]).is_file() for e in manifest["utterances"]) else None

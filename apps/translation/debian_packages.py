@@ -2,28 +2,20 @@
 
 `AptDownloader` fetches the .deb files of `PACKAGES` with `apt-get download` (the candidate
 version, with a PinnedVersionWarning, where the pinned one is gone from the mirror);
-`read_deb_catalogs` streams a .deb's files through `dpkg-deb --fsys-tarfile` and parses its
-`usr/share/locale/<lang>/LC_MESSAGES/*.mo` catalogs. What the machine has in /usr/share/locale
+`read_deb_catalogs` reads a .deb's `usr/share/locale/<lang>/LC_MESSAGES/*.mo` catalogs in place
+(both from shared/debian.py). What the machine has in /usr/share/locale
 never matters.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tarfile
-import tempfile
-import warnings
 from pathlib import Path
 
 from dlsuite.apps.translation.gettext_catalogs import Catalog, read_mo
 from dlsuite.apps.translation.pairs import TranslationDataError
-
-
-class PinnedVersionWarning(UserWarning):
-    """A pinned package version is gone from the mirror; the candidate version was used instead."""
-
+from dlsuite.shared import debian
+from dlsuite.shared.debian import PinnedVersionWarning  # noqa: F401  (re-exported for callers)
 
 # The versions in bookworm's apt index of 2026-07-11: the same pins give the same corpus
 # on every bookworm machine. Debian replaces point-release and security versions on the mirror;
@@ -61,144 +53,36 @@ PACKAGES: tuple[str, ...] = (
     "totem-common=43.0-2", "vlc-l10n=3.0.24-0+deb12u1",
 )
 
-_LOCALE_MO = re.compile(r"^\.?/?usr/share/locale/([^/]+)/LC_MESSAGES/[^/]+\.mo$")
+_LOCALE_MO = re.compile(r"^usr/share/locale/([^/]+)/LC_MESSAGES/[^/]+\.mo$")
 
 
 def parse_pin(pin: str) -> tuple[str, str]:
     """'coreutils=9.1-1' -> ("coreutils", "9.1-1")."""
-    name, sep, version = pin.partition("=")
-    if not sep or not name or not version:
-        raise TranslationDataError(f"package pin {pin!r} is not 'name=version' (e.g. 'coreutils=9.1-1'); "
-                                   "`apt-cache policy <name>` shows the versions.")
-    return name, version
+    return debian.parse_pin(pin, TranslationDataError)
 
 
-class AptDownloader:
-    """Downloads pinned .deb files into a folder, running `apt-get update` at most once."""
+class AptDownloader(debian.AptDownloader):
+    """shared.debian's downloader raising TranslationDataError."""
 
     def __init__(self, deb_dir: Path, cache_hint: str):
-        self.deb_dir = deb_dir
-        self.cache_hint = cache_hint  # said in errors: what a finished cache would have saved
-        self.updated = False
-
-    def cached(self, name: str, version: str) -> Path | None:
-        quoted = version.replace(":", "%3a")  # apt-get download's file name for the epoch
-        found = sorted(self.deb_dir.glob(f"{name}_{quoted}_*.deb"))
-        return found[0] if found else None
-
-    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True,
-                                  env={**os.environ, "LC_ALL": "C"})  # English errors to match
-        except FileNotFoundError as error:
-            raise TranslationDataError(
-                f"`{args[0]}` not found: the gettext corpus is built from Debian packages and needs "
-                f"apt-get and dpkg-deb (Debian or Ubuntu). {self.cache_hint}") from error
-
-    def fetch(self, name: str, version: str) -> tuple[Path, str]:
-        """The .deb for name=version (the pinned one, or the candidate when that is gone)."""
-        deb = self.cached(name, version)
-        if deb is not None:
-            return deb, version
-        result = self.download(name, version)
-        if result.returncode != 0 and _not_found(result.stderr) and self.update():
-            result = self.download(name, version)  # the local index may be older than the pin
-        if result.returncode != 0 and _not_found(result.stderr):
-            candidate = self.candidate(name)
-            if candidate is None:
-                raise TranslationDataError(
-                    f"package {name!r} is not in apt's index ({result.stderr.strip()}); remove it from "
-                    "`packages`, or check that /etc/apt/sources.list names bookworm main and that "
-                    f"`apt-get update` works. {self.cache_hint}")
-            warnings.warn(f"{name}={version} is no longer on the Debian mirror; using {name}={candidate} "
-                          "instead (recorded in the manifest). Update the pin in PACKAGES to match.",
-                          PinnedVersionWarning, stacklevel=4)
-            deb = self.cached(name, candidate)
-            if deb is not None:
-                return deb, candidate
-            version, result = candidate, self.download(name, candidate)
-        if result.returncode != 0:
-            raise TranslationDataError(
-                f"`apt-get download {name}={version}` failed: {result.stderr.strip()[-500:]}. Check the "
-                f"network and the Debian mirror in /etc/apt/sources.list. {self.cache_hint}")
-        deb = self.cached(name, version)
-        if deb is None:
-            raise TranslationDataError(f"`apt-get download {name}={version}` succeeded but left no "
-                                       f"{name}_*.deb in {self.deb_dir}: {result.stdout.strip()[-300:]}")
-        return deb, version
-
-    def download(self, name: str, version: str) -> subprocess.CompletedProcess:
-        """apt-get download into a scratch folder, then a rename: a killed download never leaves a
-        half-written .deb under the final name."""
-        self.deb_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".download-", dir=self.deb_dir) as scratch:
-            # As root, apt warns that _apt cannot write here and downloads as root: harmless.
-            result = self.run("apt-get", "download", "-q", f"{name}={version}", cwd=Path(scratch))
-            for deb in Path(scratch).glob("*.deb"):
-                os.replace(deb, self.deb_dir / deb.name)
-        return result
-
-    def update(self) -> bool:
-        if self.updated:
-            return False
-        self.updated = True
-        result = self.run("apt-get", "update", "-q")
-        if result.returncode != 0:
-            warnings.warn(f"`apt-get update` failed ({result.stderr.strip()[-300:]}); using the index as "
-                          "it is.", stacklevel=5)
-        return result.returncode == 0
-
-    def candidate(self, name: str) -> str | None:
-        policy = self.run("apt-cache", "policy", name).stdout
-        match = re.search(r"^\s*Candidate:\s*(\S+)", policy, re.MULTILINE)
-        return match.group(1) if match and match.group(1) != "(none)" else None
-
-
-def _not_found(stderr: str) -> bool:
-    """apt's words for a package or version it cannot get from the index it has."""
-    return any(text in stderr for text in ("Unable to locate package", "was not found",
-                                           "Can't find a source to download"))
-
-
-def _locale_catalogs(tar: tarfile.TarFile, lang: str, deb_name: str) -> tuple[dict, set[str]]:
-    catalogs, languages = {}, set()
-    for member in tar:
-        match = _LOCALE_MO.match(member.name)
-        if not (match and member.isfile()):
-            continue
-        languages.add(match.group(1))
-        if match.group(1) == lang:
-            path = member.name.lstrip("./")
-            catalogs[path] = read_mo(tar.extractfile(member).read(), f"{deb_name}:{path}")
-    return catalogs, languages
+        super().__init__(deb_dir, cache_hint, TranslationDataError)
 
 
 def read_deb_catalogs(deb: Path, lang: str) -> tuple[list[Catalog], set[str]]:
     """The `usr/share/locale/<lang>/LC_MESSAGES/*.mo` catalogs of a .deb (sorted by path), and every
     language the .deb has catalogs for.
 
-    Streams `dpkg-deb --fsys-tarfile` through tarfile instead of `dpkg-deb -x` into a folder: the
-    same files without writing e.g. gimp-data's 86 MB to disk to read 0.3 MB (4x faster here). Only
-    regular files count; a catalog that is a link to another language's is that language's.
+    Streamed (shared.debian.read_deb_files): gimp-data's 86 MB are not written to disk to read
+    0.3 MB (4x faster here). Only regular files count; a catalog that is a link to another
+    language's is that language's.
     """
-    retry = "delete the file so it is downloaded again"
-    try:
-        process = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
-    except FileNotFoundError as error:
-        raise TranslationDataError("`dpkg-deb` not found: the gettext corpus reads Debian packages and "
-                                   "needs dpkg (Debian or Ubuntu).") from error
-    try:
-        with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
-            catalogs, languages = _locale_catalogs(tar, lang, deb.name)
-        process.stdout.read()  # the archive's end padding, so dpkg-deb exits cleanly
-    except BaseException as error:
-        process.kill()  # rather than reading the rest of a large package to let it finish
-        stderr = process.communicate()[1].decode(errors="replace").strip()
-        if isinstance(error, tarfile.TarError):
-            raise TranslationDataError(f"{deb}: cannot read the package ({stderr or error}); {retry}.") from error
-        raise
-    stderr = process.communicate()[1].decode(errors="replace").strip()
-    if process.returncode != 0:
-        raise TranslationDataError(f"`dpkg-deb --fsys-tarfile {deb}` failed: {stderr}; {retry}.")
-    return [catalogs[path] for path in sorted(catalogs)], languages
+    languages = set()
+
+    def wanted(path: str) -> bool:
+        match = _LOCALE_MO.match(path)
+        if match:
+            languages.add(match.group(1))
+        return bool(match) and match.group(1) == lang
+
+    files = debian.read_deb_files(deb, wanted, TranslationDataError)
+    return [read_mo(files[path], f"{deb.name}:{path}") for path in sorted(files)], languages

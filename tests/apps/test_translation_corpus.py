@@ -41,8 +41,8 @@ from dlsuite.apps.translation.user_data import (
     read_aligned_files,
     read_pairs_table,
 )
-
-needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")
+from dlsuite.shared import debian
+from tests.fake_debs import build_deb, needs_dpkg
 
 
 def write_mo(entries: dict[bytes, bytes], byte_order: str = "<") -> bytes:
@@ -202,21 +202,9 @@ def catalog_messages(package: str) -> dict[bytes, bytes]:
 
 
 def make_deb(folder: Path, name: str, version: str, languages=("de", "fr")) -> Path:
-    """A minimal Architecture: all package with one catalog per language, named as apt-get
-    download names it (epoch ':' -> '%3a')."""
-    root = folder / f"{name}-root"
-    (root / "DEBIAN").mkdir(parents=True)
-    (root / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
-                                             "Maintainer: Test <test@example.org>\nDescription: test\n")
-    for lang in languages:
-        mo = root / "usr" / "share" / "locale" / lang / "LC_MESSAGES" / f"{name}.mo"
-        mo.parent.mkdir(parents=True)
-        mo.write_bytes(write_mo(catalog_messages(name)))
-    deb = folder / f"{name}_{version.replace(':', '%3a')}_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
-    shutil.rmtree(root)
-    return deb
+    """A package with one catalog per language."""
+    return build_deb(folder, name, version, {f"usr/share/locale/{lang}/LC_MESSAGES/{name}.mo":
+                                             write_mo(catalog_messages(name)) for lang in languages})
 
 
 FAKE_PINS = ("pkgb=2:1.0-1", "pkga=1.0")
@@ -239,13 +227,13 @@ def no_subprocess(monkeypatch):
     """Any apt-get / dpkg-deb call fails the test."""
     def refuse(*args, **kwargs):
         raise AssertionError(f"subprocess called: {args}")
-    monkeypatch.setattr(debian_packages.subprocess, "run", refuse)
-    monkeypatch.setattr(debian_packages.subprocess, "Popen", refuse)
+    monkeypatch.setattr(debian.subprocess, "run", refuse)
+    monkeypatch.setattr(debian.subprocess, "Popen", refuse)
 
 
 @needs_dpkg
 def test_gettext_build_is_deterministic_filtered_and_cached(tmp_path, fake_debs, monkeypatch):
-    monkeypatch.setattr(debian_packages.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
+    monkeypatch.setattr(debian.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
     first = build_gettext_corpus(cache_with(tmp_path / "a", fake_debs), "de", FAKE_PINS, progress=False)
     again = build_gettext_corpus(cache_with(tmp_path / "b", fake_debs), "de", FAKE_PINS[::-1], progress=False)
     folder = Path(first.extra["manifest"]).parent
@@ -280,7 +268,7 @@ def test_gettext_build_is_deterministic_filtered_and_cached(tmp_path, fake_debs,
 
 @needs_dpkg
 def test_gettext_other_language_and_unknown_language(tmp_path, fake_debs, monkeypatch):
-    monkeypatch.setattr(debian_packages.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
+    monkeypatch.setattr(debian.subprocess, "run", lambda *a, **k: pytest.fail(f"apt called: {a}"))
     cache = cache_with(tmp_path, fake_debs)
     french = load_parallel_corpus("gettext", cache, "fr", packages=FAKE_PINS, progress=False)
     assert french.target_lang == "fr" and Path(french.extra["manifest"]).parent.name.startswith("gettext-fr-")
@@ -314,7 +302,7 @@ def test_gone_pinned_version_falls_back_to_the_candidate(tmp_path, fake_debs, mo
             return completed(args, stdout="pkga:\n  Installed: (none)\n  Candidate: 1.1\n")
         return completed(args)  # apt-get update
 
-    monkeypatch.setattr(debian_packages.subprocess, "run", fake_run)
+    monkeypatch.setattr(debian.subprocess, "run", fake_run)
     with pytest.warns(PinnedVersionWarning, match=r"pkga=1.0 is no longer on the Debian mirror; using pkga=1.1"):
         built = build_gettext_corpus(cache, "de", FAKE_PINS, progress=False)
     assert calls == ["apt-get download pkga=1.0", "apt-get update -q", "apt-get download pkga=1.0",
@@ -333,7 +321,7 @@ def test_corrupt_deb_names_the_file(tmp_path):
 
 
 def test_apt_failure_says_what_failed_and_that_a_cache_would_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(debian_packages.subprocess, "run", lambda args, **k: completed(
+    monkeypatch.setattr(debian.subprocess, "run", lambda args, **k: completed(
         args, 100, stderr="E: Failed to fetch http://deb.debian.org/... Temporary failure resolving"))
     with pytest.raises(TranslationDataError, match=r"`apt-get download pkga=1.0` failed: E: Failed to fetch.*"
                                                    r"Temporary failure resolving.*would be reused"):
