@@ -62,23 +62,26 @@ class SpeechApp(App):
         fusion = inference.tune(model, examples["valid"], config, lm)
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
-            metrics |= {"lm_alpha": fusion["alpha"], "lm_beta": fusion["beta"]}
+            metrics |= inference.fusion_metrics(fusion)
         return metrics | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
 
     def evaluate(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
         """Test CER/WER of a trained run (its model and LM) on `config.data`; alpha and beta are tuned
-        again on that data's validation split (with this config's lm_lexicon and beam_width)."""
+        again on that data's validation split (beam_width, lexicon or open vocabulary, or no LM: inference.tune)."""
         set_up(config)
         _, examples = train.prepare(config, run_dir, ("valid", "test"))
         lm, model = inference.load_lm(run_folder(source)), self.load_model(source, config.export_precision)
         fusion = inference.tune(model, examples["valid"], config, lm)
+        metrics = {}
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
-        return inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+            metrics |= inference.fusion_metrics(fusion)
+        return metrics | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
 
     def finetune(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
-        """Adapts a trained model to new voices (train.adaptation_set); test CER/WER before and after
-        with the source run's LM and weights (kept in this run)."""
+        """Adapts a trained model to new voices (train.adaptation_set); test CER/WER before (with the
+        source run's LM weights) and after (with the weights tuned again on this data's validation
+        split: a new domain may want other weights, or none)."""
         strategy, batch = set_up(config)
         splits, examples = train.prepare(config, run_dir, ("valid", "test"))
         adapt = train.adaptation_set(splits, config)
@@ -86,8 +89,12 @@ class SpeechApp(App):
         with strategy.scope():
             model = self.load_model(source)
         before = inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir, prefix="before")
-        metrics = train.fit(model, config, adapt, examples["valid"], batch, run_dir)
-        metrics |= before | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        metrics = before | train.fit(model, config, adapt, examples["valid"], batch, run_dir)
+        fusion = inference.tune(model, examples["valid"], config, lm)
+        if fusion:
+            atomic_write_json(run_dir / "fusion.json", fusion)
+            metrics |= inference.fusion_metrics(fusion)
+        metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
         return metrics | {"adapt_utterances": len(adapt),
                           "adapt_minutes": round(sum(u.duration for u in adapt.utterances) / 60, 2)}
 
@@ -109,7 +116,7 @@ class SpeechApp(App):
         fusion = inference.tune(student, examples["valid"], config, lm)
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
-            metrics |= {"lm_alpha": fusion["alpha"], "lm_beta": fusion["beta"]}
+            metrics |= inference.fusion_metrics(fusion)
         metrics |= inference.evaluate_split(student, examples["test"], config, lm, fusion, run_dir)
         return metrics | distill.teacher_figures(teacher_models, metrics["parameters"])
 

@@ -64,22 +64,47 @@ def decode_all(log_probs, config: SpeechConfig, lm, fusion: dict | None,
     results = {"greedy": decode.decode_many(log_probs, ALPHABET, "greedy", progress=progress),
                "beam": decode.decode_many(log_probs, ALPHABET, "beam", progress=progress, beam_width=config.beam_width,
                                           beta=0.0)}
-    if lm is not None and fusion is not None:
+    if lm is not None and fusion is not None and not fusion.get("use_lm", True):
+        results["beam_lm"] = results["beam"]  # tuning found the LM no help on data like this (see tune)
+    elif lm is not None and fusion is not None:
         results["beam_lm"] = decode.decode_many(log_probs, ALPHABET, "beam_lm", progress=progress,
                                                 beam_width=config.beam_width, lm=lm, alpha=fusion["alpha"],
-                                                beta=fusion["beta"], lexicon=config.lm_lexicon)
+                                                beta=fusion["beta"], lexicon=fusion.get("lexicon", config.lm_lexicon))
     return results
 
 
 def tune(model, examples: data.Examples, config: SpeechConfig, lm) -> dict | None:
-    """alpha, beta of the fused score on the validation split (grid search on WER)."""
+    """alpha, beta and the lexicon of the fused score on the validation split (grid search on WER),
+    or, when no fused setting beats beam search without the LM there, `use_lm: False`.
+
+    An LM from another domain can only hurt: its lexicon cannot spell the new words, and its
+    probabilities favour the wrong ones. So a lexicon grid that does not beat plain beam search
+    is tried again open-vocabulary (any spelling, the LM scoring known words), and if that does
+    not help either, beam + LM is plain beam search for this run: the fusion never makes the
+    validation result worse.
+    """
     if lm is None:
         return None
+    log_probs = frame_log_probs(model, examples)
     references = [u.transcript for u in examples.utterances]
-    result = decode.tune_fusion(frame_log_probs(model, examples), references, lm, ALPHABET,
-                                alphas=FUSION_ALPHAS, betas=FUSION_BETAS, beam_width=config.beam_width,
-                                lexicon=config.lm_lexicon)
-    return {"alpha": result["alpha"], "beta": result["beta"], "valid_wer": result["wer"], "grid": result["grid"]}
+    beam_wer = error_rates(references, decode.decode_many(log_probs, ALPHABET, "beam", progress=False,
+                                                          beam_width=config.beam_width, beta=0.0))["wer"]
+    best = None
+    for lexicon in dict.fromkeys((config.lm_lexicon, False)):
+        result = decode.tune_fusion(log_probs, references, lm, ALPHABET, alphas=FUSION_ALPHAS, betas=FUSION_BETAS,
+                                    beam_width=config.beam_width, lexicon=lexicon)
+        if best is None or result["wer"] < best["wer"]:
+            best = result | {"lexicon": lexicon}
+        if best["wer"] < beam_wer:
+            break
+    return {"alpha": best["alpha"], "beta": best["beta"], "lexicon": best["lexicon"], "valid_wer": best["wer"],
+            "valid_wer_beam": beam_wer, "use_lm": best["wer"] < beam_wer, "grid": best["grid"]}
+
+
+def fusion_metrics(fusion: dict) -> dict:
+    """The tuned fusion as run metrics: its weights, its lexicon, and whether the LM is used at all."""
+    return {"lm_alpha": fusion["alpha"], "lm_beta": fusion["beta"], "lm_lexicon": fusion.get("lexicon"),
+            "lm_used": fusion.get("use_lm", True)}
 
 
 def evaluate_split(model, examples: data.Examples, config: SpeechConfig, lm, fusion, run_dir: Path,

@@ -1,0 +1,147 @@
+"""A trained speech run on human speech, against pocketsphinx, in one run.
+
+    python benchmarks/speech_real.py --run runs/speech/<train-run> [--finetune-epochs 10]
+
+On the embedded real-speech set (`data=asterisk`: Asterisk's telephone prompts, one human
+speaker, 8 kHz; apps/speech/asterisk_corpus.py):
+- zero-shot: `dlsuite speech evaluate --from RUN data=asterisk` (every decoder; the LM weights
+  tuned again on the set's validation part, i.e. on data like the target);
+- adapted: `dlsuite speech finetune --from RUN data=asterisk` on the set's train part (its
+  minutes of audio reported), then the same test part, and the run's own synthetic test split
+  again, to show what adaptation costs there;
+- the peer: pocketsphinx 5 with its bundled US-English model (16 kHz, CMUDict, its 3-gram LM) on
+  the same test utterances, at the two settings its documentation gives for telephone audio:
+  upsampled to the model's 16 kHz, and native 8 kHz with `samprate=8000, nfft=256` and the
+  model's filter bank cut at 3.5 kHz (`-upperf` in feat.params; CMUSphinx FAQ). Two processes.
+Results: benchmarks/results/speech_real.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import jiwer  # noqa: E402
+import numpy as np  # noqa: E402
+from distill_runs import write_results  # noqa: E402
+
+DECODERS = ("greedy", "beam", "beam_lm")
+
+
+def pocketsphinx_decoder(rate: int):
+    """pocketsphinx's Decoder for 16 kHz input, or for 8 kHz with its model's filter bank lowered
+    below the 4 kHz Nyquist limit (the model's feat.params sets -upperf 6800, which 8 kHz refuses)."""
+    import pocketsphinx
+
+    if rate == 16000:
+        return pocketsphinx.Decoder(loglevel="FATAL")
+    hmm = Path(tempfile.mkdtemp(prefix="ps-8k-")) / "en-us"
+    shutil.copytree(Path(pocketsphinx.get_model_path()) / "en-us" / "en-us", hmm)
+    params = hmm / "feat.params"
+    params.write_text(params.read_text().replace("-upperf 6800", "-upperf 3500"))
+    return pocketsphinx.Decoder(hmm=str(hmm), samprate=8000, nfft=256, loglevel="FATAL")
+
+
+def pocketsphinx_transcripts(args: tuple[list[str], int]) -> tuple[list[str], float]:
+    """Transcripts of the files at `rate` (resampled with soxr where the file differs), and the
+    seconds it took."""
+    import soundfile as sf
+    import soxr
+
+    paths, rate = args
+    decoder, texts, start = pocketsphinx_decoder(rate), [], time.perf_counter()
+    for path in paths:
+        audio, file_rate = sf.read(path, dtype="float32")
+        audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+        if file_rate != rate:
+            audio = soxr.resample(audio, file_rate, rate, quality="HQ")
+        decoder.start_utt()
+        decoder.process_raw((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        texts.append(hypothesis.hypstr.lower() if hypothesis else "")
+    return texts, time.perf_counter() - start
+
+
+def error_rates(metrics: dict, prefix: str) -> dict:
+    """{decoder: (CER, WER)} from an evaluate/finetune result's `<prefix>_cer_<decoder>` figures."""
+    return {d: (metrics[f"{prefix}_cer_{d}"], metrics[f"{prefix}_wer_{d}"]) for d in DECODERS
+            if f"{prefix}_cer_{d}" in metrics}
+
+
+def run_ours(app, run: Path, finetune_epochs: int | None) -> dict:
+    data = app.trained_config(run).data
+    zero_shot = app.run("evaluate", app.resolve_config("evaluate", run, overrides=["data=asterisk"]), run)
+    overrides = ["data=asterisk"] + ([f"epochs={finetune_epochs}"] if finetune_epochs else [])
+    adapted = app.run("finetune", app.resolve_config("finetune", run, overrides=overrides), run)
+    adapted_run = Path(adapted["run_dir"])
+    synthetic_after = app.run("evaluate", app.resolve_config("evaluate", adapted_run, overrides=[f"data={data}"]),
+                              adapted_run)
+    synthetic_before = app.run("evaluate", app.resolve_config("evaluate", run, overrides=[f"data={data}"]), run)
+    return {"zero_shot": error_rates(zero_shot, "test"), "adapted": error_rates(adapted, "test"),
+            "synthetic_before": error_rates(synthetic_before, "test"),
+            "synthetic_after": error_rates(synthetic_after, "test"),
+            "adapt_minutes": adapted["adapt_minutes"], "adapt_utterances": adapted["adapt_utterances"],
+            "finetune_run": str(adapted_run), "synthetic_data": data}
+
+
+def run_pocketsphinx(test) -> dict:
+    references = [u.transcript for u in test]
+    paths = [u.audio for u in test]
+    with ProcessPoolExecutor(2) as pool:
+        outputs = dict(zip((16000, 8000), pool.map(pocketsphinx_transcripts, [(paths, 16000), (paths, 8000)]),
+                           strict=True))
+    return {rate: {"cer": jiwer.cer(references, texts), "wer": jiwer.wer(references, texts),
+                   "seconds_per_utterance": seconds / len(paths), "samples": texts[:5]}
+            for rate, (texts, seconds) in outputs.items()}
+
+
+def report(ours: dict, peer: dict, test, settings: dict) -> list[str]:
+    minutes = sum(u.duration for u in test) / 60
+    lines = [f"Real-speech test part: {len(test)} utterances, {minutes:.1f} min (asterisk, one human speaker, 8 kHz).",
+             f"Adaptation: {ours['adapt_utterances']} utterances, {ours['adapt_minutes']:.1f} min of audio.", "",
+             "| system | decoder | real CER | real WER | synthetic CER | synthetic WER |", "|---|---|---|---|---|---|"]
+    for name, real, synthetic in (("ours, zero-shot", "zero_shot", "synthetic_before"),
+                                  ("ours, fine-tuned on the adaptation part", "adapted", "synthetic_after")):
+        for decoder, (cer, wer) in ours[real].items():
+            s_cer, s_wer = ours[synthetic].get(decoder, (float("nan"),) * 2)
+            lines.append(f"| {name} | {decoder} | {cer:.3f} | {wer:.3f} | {s_cer:.3f} | {s_wer:.3f} |")
+    for rate, figures in peer.items():
+        lines.append(f"| pocketsphinx 5.1.1, en-us, {rate // 1000} kHz | its 3-gram LM | {figures['cer']:.3f} | "
+                     f"{figures['wer']:.3f} | | |")
+    lines += ["", f"settings: {settings}"]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path, help="a speech train run folder")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the run's epochs")
+    args = parser.parse_args()
+
+    from dlsuite.apps.speech.app import SpeechApp
+    from dlsuite.apps.speech.asterisk_corpus import build_asterisk_corpus
+
+    app = SpeechApp()
+    config = app.trained_config(args.run)
+    test = [u for u in build_asterisk_corpus(config.cache_dir).test if u.duration <= config.max_seconds]
+    peer = run_pocketsphinx(test)  # first: it needs no TensorFlow, and its figures come even if ours fail
+    ours = run_ours(app, args.run, args.finetune_epochs)
+    settings = {"run": str(args.run), "finetune_epochs": args.finetune_epochs or config.epochs,
+                "test_utterances": len(test)}
+    lines = report(ours, peer, test, settings)
+    print("\n".join(lines))
+    write_results("speech_real", lines, {"settings": settings, "ours": ours, "pocketsphinx": peer})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""inference.tune: the LM fusion is kept only where it helps on validation data, so an LM from
+another domain never makes beam + LM worse than beam search alone."""
+
+import types
+import warnings
+
+import numpy as np
+import pytest
+
+from dlsuite.apps.speech import inference
+from dlsuite.apps.speech.config import SpeechConfig
+from dlsuite.apps.speech.decode import WordLM
+from dlsuite.apps.speech.transcripts import ALPHABET
+from dlsuite.shared.ngram import build_ngram_model
+
+CORPUS = ["the red car"] * 4 + ["a rad day"] * 4 + ["the car", "a day"]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    tokens = ["<s>", "</s>", "<unk>", *sorted({w for s in CORPUS for w in s.split()})]
+    ids = {t: i for i, t in enumerate(tokens)}
+    with warnings.catch_warnings():  # a ten-sentence corpus falls back to default discounts
+        warnings.simplefilter("ignore", UserWarning)
+        return WordLM(build_ngram_model([np.array([ids[w] for w in s.split()]) for s in CORPUS], tokens, order=3))
+
+
+def spoken(text: str, vowel_odds: dict | None = None) -> np.ndarray:
+    """[T, 29] log-probs: each character then a blank; '?' is the ambiguous vowel `vowel_odds`."""
+    rows = []
+    for ch in text:
+        for frame in (vowel_odds if ch == "?" else {ch: 1.0}, {"": 1.0}):
+            row = np.full(len(ALPHABET), 1e-4)
+            for label, p in frame.items():
+                row[ALPHABET.index(label)] = p
+            rows.append(row / row.sum())
+    return np.log(np.array(rows))
+
+
+def tune_on(monkeypatch, lm, utterances: list[tuple[str, np.ndarray]]):
+    monkeypatch.setattr(inference, "frame_log_probs", lambda model, examples: [lp for _, lp in utterances])
+    examples = types.SimpleNamespace(utterances=[types.SimpleNamespace(transcript=t) for t, _ in utterances])
+    config = SpeechConfig(beam_width=4)
+    return config, inference.tune(None, examples, config, lm)
+
+
+def test_an_lm_that_helps_is_used(monkeypatch, lm):
+    # The acoustics lean to "rad" after "the"; the trigram knows "the red".
+    utterances = [("the red car", spoken("the r?d car", {"a": 0.55, "e": 0.45}))] * 3
+    config, fusion = tune_on(monkeypatch, lm, utterances)
+    assert fusion["use_lm"] and fusion["lexicon"] is True and fusion["valid_wer"] < fusion["valid_wer_beam"]
+    texts = inference.decode_all([lp for _, lp in utterances], config, lm, fusion, progress=False)
+    assert texts["beam"][0] == "the rad car" and texts["beam_lm"][0] == "the red car"
+
+
+def test_an_lm_from_another_domain_is_not_used(monkeypatch, lm):
+    # Words the LM has never seen: its lexicon cannot spell them, its unigram calls them <unk>.
+    utterances = [("hex tax", spoken("hex tax")), ("yet", spoken("yet"))]
+    config, fusion = tune_on(monkeypatch, lm, utterances)
+    assert fusion["use_lm"] is False and fusion["valid_wer_beam"] == 0.0
+    texts = inference.decode_all([lp for _, lp in utterances], config, lm, fusion, progress=False)
+    assert texts["beam_lm"] == texts["beam"] == ["hex tax", "yet"]
+    assert inference.fusion_metrics(fusion)["lm_used"] is False
