@@ -29,7 +29,7 @@ class SpeechConfig(TrainConfig):
     variants_per_sentence: int = option(2, "espeak: voices speaking each sentence")
     noise_snr_db: float = option(0.0, "espeak: add white noise at this SNR in dB (0 = clean)")
     tfds_data_dir: str = option("", "TFDS data_dir (empty: TFDS default)")
-    max_seconds: float = option(20.0, "longest utterance accepted; longer files are an error")
+    max_seconds: float = option(20.0, "longest training utterance (longer ones are skipped); predict and export cut longer files into segments this long")
     # === Features, augmentation ===
     features: Literal["log_mel", "mfcc"] = option("log_mel", "log-mel (80 bands) or MFCC (13) features")
     time_masks: int = option(2, "SpecAugment: time masks per training utterance")
@@ -43,6 +43,11 @@ class SpeechConfig(TrainConfig):
     rnn_units: int = option(160, "units per direction of each bidirectional layer")
     rnn_layers: int = option(2, "bidirectional recurrent layers")
     dropout: float = option(0.1, "dropout between recurrent layers")
+    # === Long audio ===
+    # predict and the export's transcribe_long cut files longer than max_seconds at pauses (segment.py).
+    vad_threshold_db: float = option(35.0, "long audio: frames this many dB below the file's loud frames are silence (in noise the noise floor sets a higher level)")
+    vad_min_pause_seconds: float = option(0.3, "long audio: silences this long are cut points (shorter ones stay inside speech)")
+    max_file_minutes: float = option(60.0, "longest recording predict and transcribe_long accept")
     # === Decoding ===
     beam_width: int = option(16, "beam search width")
     lm: str = option("train", "n-gram LM for fusion: train (KN on the training transcripts + KJV text) | none | <path.arpa>")
@@ -69,6 +74,8 @@ class SpeechConfig(TrainConfig):
             (self.beam_width >= 1, "beam_width must be >= 1"),
             (2 <= self.lm_order <= 10, "lm_order must be between 2 and 10"),
             (self.adapt_minutes > 0, "adapt_minutes must be > 0"),
+            (self.vad_threshold_db > 0 and self.vad_min_pause_seconds > 0 and self.max_file_minutes * 60 >= self.max_seconds,
+             "vad_threshold_db and vad_min_pause_seconds must be > 0, max_file_minutes at least max_seconds"),
         ]
         require(checks)
 

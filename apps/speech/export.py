@@ -9,14 +9,21 @@
     out["transcript"].numpy().decode()                   # beam search (no LM)
     out["greedy_transcript"], out["log_probs"]           # greedy; per-frame log-probs [frames, 29]
     asr.transcribe_batch(waveforms, lengths, sample_rate)  # a padded batch [B, N] with true lengths
+    long = asr.signatures["transcribe_long"](waveform=..., sample_rate=...)  # up to max_file_minutes
+    long["transcript"], long["segment_starts"], long["segment_ends"], long["segment_transcripts"]
 
 In the graph: resampling to 16 kHz, log-mel/MFCC features with per-utterance normalization, the
 acoustic model, and CTC greedy and beam decoding (TensorFlow's decoders). n-gram LM fusion stays
 on the Python side (`dlsuite speech predict`, decode.py): the word-level prefix search is not
 expressible in TensorFlow ops at a useful speed. `log_probs` is returned so a client can run its
 own LM decoder on the exported model's output.
+`transcribe_long` takes a recording of up to max_file_minutes: resampled to 16 kHz, cut at pauses
+by segment.py's energy segmentation (the same function `dlsuite speech predict` uses, so both cut
+at the same samples) into segments of at most max_seconds, each transcribed as `serving_default`
+would; audio of at most max_seconds is one segment, so it gives serving_default's transcripts.
 Input checks in the graph raise InvalidArgumentError with a message: empty waveform, sample rate
-outside 8-192 kHz, audio longer than the run's max_seconds, NaN/inf samples.
+outside 8-192 kHz, audio longer than the run's max_seconds (transcribe_long: max_file_minutes),
+NaN/inf samples.
 """
 
 from __future__ import annotations
@@ -28,17 +35,20 @@ import numpy as np
 import tensorflow as tf
 
 from dlsuite.apps.app import ExportProbe
-from dlsuite.apps.speech import features
+from dlsuite.apps.speech import features, segment
 from dlsuite.apps.speech.audio import SAMPLE_RATE
 from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared.export import save_module
 
 
 class SpeechRecognizerModule(tf.Module):
-    def __init__(self, model, feature_kind: str, max_seconds: float, beam_width: int):
+    def __init__(self, model, feature_kind: str, max_seconds: float, beam_width: int, max_file_minutes: float = 60.0,
+                 vad_threshold_db: float = 35.0, vad_min_pause_seconds: float = 0.3):
         super().__init__()
         self.model = model
         self.feature_kind, self.max_seconds, self.beam_width = feature_kind, max_seconds, beam_width
+        self.max_file_minutes, self.vad_threshold_db = max_file_minutes, vad_threshold_db
+        self.vad_min_pause_seconds = vad_min_pause_seconds
         self.alphabet = tf.constant(list(ALPHABET))
         self.dim = features.feature_dim(feature_kind)
 
@@ -91,11 +101,51 @@ class SpeechRecognizerModule(tf.Module):
         return {"transcript": out["transcript"][0], "greedy_transcript": out["greedy_transcript"][0],
                 "log_probs": out["log_probs"][0, : out["frames"][0]]}
 
+    def _check_recording(self, waveform, sample_rate):
+        seconds = tf.cast(tf.size(waveform), tf.float64) / tf.cast(sample_rate, tf.float64)
+        return [
+            tf.debugging.assert_greater(tf.size(waveform), 0, message="empty waveform: send at least one sample"),
+            tf.debugging.assert_greater_equal(sample_rate, 8000, message="sample_rate must be 8000..192000 Hz"),
+            tf.debugging.assert_less_equal(sample_rate, 192000, message="sample_rate must be 8000..192000 Hz"),
+            tf.debugging.assert_less_equal(seconds, tf.constant(self.max_file_minutes * 60, tf.float64),
+                                           message=f"audio longer than max_file_minutes={self.max_file_minutes:g}: "
+                                                   "cut it into parts"),
+            tf.debugging.assert_all_finite(waveform, message="waveform holds NaN or inf samples"),
+        ]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
+                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+    def transcribe_long(self, waveform, sample_rate):
+        with tf.control_dependencies(self._check_recording(waveform, sample_rate)):
+            audio = features.resample(waveform, sample_rate)  # [N] at 16 kHz
+        length = tf.shape(audio)[0]
+        bounds = tf.cond(  # [S, 2] samples
+            length <= int(self.max_seconds * SAMPLE_RATE),
+            lambda: tf.stack([[0, length]]),
+            lambda: segment.segment_bounds(audio, self.max_seconds, self.vad_threshold_db,
+                                           self.vad_min_pause_seconds)[0])
+
+        def one(bound):  # a segment alone, as serving_default transcribes it
+            piece = audio[bound[0] : bound[1]]
+            out = self.transcribe_batch(piece[None], tf.shape(piece)[:1], tf.constant(SAMPLE_RATE))
+            return out["transcript"][0], out["greedy_transcript"][0]
+
+        beam, greedy = tf.map_fn(one, bounds, fn_output_signature=(tf.string, tf.string))  # [S], [S]
+
+        def joined(texts):
+            return tf.strings.reduce_join(tf.boolean_mask(texts, tf.strings.length(texts) > 0), separator=" ")
+
+        seconds = tf.cast(bounds, tf.float32) / SAMPLE_RATE  # [S, 2]
+        return {"transcript": joined(beam), "greedy_transcript": joined(greedy), "segment_transcripts": beam,
+                "segment_greedy_transcripts": greedy, "segment_starts": seconds[:, 0], "segment_ends": seconds[:, 1]}
+
 
 def export_serving_model(model, config, export_dir: str | Path) -> Path:
-    """Writes the SavedModel with the config's features, input limit and beam width."""
-    module = SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width)
-    return save_module(module, export_dir, {"serving_default": module.transcribe, "transcribe_batch": module.transcribe_batch})
+    """Writes the SavedModel with the config's features, input limits, beam width and segmentation."""
+    module = SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width,
+                                    config.max_file_minutes, config.vad_threshold_db, config.vad_min_pause_seconds)
+    return save_module(module, export_dir, {"serving_default": module.transcribe, "transcribe_batch": module.transcribe_batch,
+                                            "transcribe_long": module.transcribe_long})
 
 
 def probe(model, config, waveform: np.ndarray) -> ExportProbe:

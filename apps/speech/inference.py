@@ -7,21 +7,24 @@ CER and WER on a split (with the LM weights tuned on validation), and transcript
 `transcribe_files` (predict) reads every file first (so a bad one fails before any model time),
 then runs the acoustic model on padded batches of files of similar length through one traced
 graph, and decodes each utterance. The model masks padded frames, so a file's transcript does
-not depend on the files batched with it.
+not depend on the files batched with it. A file longer than max_seconds (up to max_file_minutes)
+is cut at pauses (segment.py); its segments join the batches like files of their own, and its
+result holds the joined text and each segment's times and text.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import jiwer
 import numpy as np
 import tensorflow as tf
 
-from dlsuite.apps.speech import data, decode, report
-from dlsuite.apps.speech.audio import load_audio
+from dlsuite.apps.speech import data, decode, report, segment
+from dlsuite.apps.speech.audio import RECORDING_LIMIT, SAMPLE_RATE, load_audio
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared.ngram import read_arpa
@@ -127,12 +130,41 @@ def evaluate_split(model, examples: data.Examples, config: SpeechConfig, lm, fus
 PROGRESS_MIN_FILES = 8  # fewer files than this: no progress bars
 
 
+class SegmentationWarning(UserWarning):
+    """A long recording in which segment.py found no speech, or a stretch with no pause to cut at."""
+
+
+def read_recording(path: str, config: SpeechConfig) -> tuple[list[np.ndarray], list[tuple[float, float]] | None]:
+    """A file's [T, F] features with load_audio's checks (a bad file is an error naming it): one
+    array for a file of at most max_seconds, and None; for a longer one, one array per speech
+    segment (segment.py) and each segment's (start, end) in seconds."""
+    waveform = load_audio(path, max_seconds=config.max_file_minutes * 60, limit=RECORDING_LIMIT)
+    if len(waveform) <= config.max_seconds * SAMPLE_RATE:
+        return [data.compute_features(waveform, config.features)], None
+    bounds, forced = segment.speech_segments(waveform, config.max_seconds, config.vad_threshold_db,
+                                             config.vad_min_pause_seconds)
+    if len(bounds) == 0:
+        warnings.warn(f"{path}: found no speech in {len(waveform) / SAMPLE_RATE:.1f} s of audio (nothing louder "
+                      f"than {segment.SILENCE_DBFS:g} dB full scale for {segment.MIN_SPEECH_FRAMES * 10} ms); the "
+                      "transcript is empty.", SegmentationWarning, stacklevel=2)
+    elif forced:
+        warnings.warn(f"{path}: {forced} forced cut(s): audio longer than max_seconds={config.max_seconds:g} without a "
+                      "pause was cut at its quietest point, maybe inside a word (continuous noise or music? a lower "
+                      "vad_threshold_db finds quieter pauses).", SegmentationWarning, stacklevel=2)
+    pieces = [data.compute_features(waveform[start:end], config.features) for start, end in bounds]
+    return pieces, [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in bounds.tolist()]
+
+
 def read_features(paths: list[str], config: SpeechConfig, progress: bool = False) -> list[np.ndarray]:
-    """Each file's [T, F] features, with load_audio's checks (a bad file is an error naming it)."""
+    """The [T, F] features of every file and every segment of the long ones, in order (read_recording)."""
+    return [piece for pieces, _ in read_recordings(paths, config, progress) for piece in pieces]
+
+
+def read_recordings(paths: list[str], config: SpeechConfig, progress: bool = False) -> list[tuple]:
     from tqdm import tqdm
 
     bar = tqdm(paths, desc="reading audio", unit="file", disable=not progress, leave=False)
-    return [data.compute_features(load_audio(path, max_seconds=config.max_seconds), config.features) for path in bar]
+    return [read_recording(path, config) for path in bar]
 
 
 def compiled_log_probs(model, feature_dim: int):
@@ -169,12 +201,25 @@ def transcribe_files(model, lm, fusion, config: SpeechConfig, paths: list[str],
                      progress: bool | None = None) -> list[dict]:
     """Transcripts of audio files by every decoder the run has (beam + LM when it has an LM), one
     dict per file in the given order: {"input": path, "greedy": ..., "beam": ..., "beam_lm": ...}.
+    A file longer than max_seconds gets its segments' texts joined by a space, and
+    "segments": [{"start": seconds, "end": seconds, "greedy": ..., ...}] (none: no speech found).
 
-    The acoustic model sees batches of config.batch_size files. progress: tqdm bars over the files
+    The acoustic model sees batches of config.batch_size files or segments. progress: tqdm bars
     (reading, acoustic model, each decoder); None: on a terminal for PROGRESS_MIN_FILES files or more.
     """
     if progress is None:
         progress = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
-    log_probs = batched_log_probs(model, read_features(paths, config, progress), config.batch_size, progress)
-    texts = decode_all(log_probs, config, lm, fusion, progress=progress)
-    return [{"input": path, **{m: t[i] for m, t in texts.items()}} for i, path in enumerate(paths)]
+    recordings = read_recordings(paths, config, progress)
+    every_piece = [piece for pieces, _ in recordings for piece in pieces]  # files and segments, in order
+    texts = decode_all(batched_log_probs(model, every_piece, config.batch_size, progress), config, lm, fusion,
+                       progress=progress)
+    results, first = [], 0
+    for path, (pieces, spans) in zip(paths, recordings, strict=True):
+        mine = {method: t[first : first + len(pieces)] for method, t in texts.items()}  # this file's pieces
+        first += len(pieces)
+        result = {"input": path, **{method: " ".join(filter(None, t)) for method, t in mine.items()}}
+        if spans is not None:
+            result["segments"] = [{"start": start, "end": end, **{m: t[i] for m, t in mine.items()}}
+                                  for i, (start, end) in enumerate(spans)]
+        results.append(result)
+    return results
