@@ -28,7 +28,7 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlsuite.apps.speech import espeak_corpus, features  # noqa: E402
+from dlsuite.apps.speech import engines, features  # noqa: E402
 from dlsuite.apps.speech.audio import load_audio  # noqa: E402
 
 SENTENCES = ["in the beginning god created the heaven and the earth", "and the earth was without form and void",
@@ -36,7 +36,7 @@ SENTENCES = ["in the beginning god created the heaven and the earth", "and the e
 
 
 def synthesize(folder: Path, n: int) -> list[np.ndarray]:
-    voices = [f"en-us+{v}" for v in espeak_corpus.TRAIN_VARIANTS]
+    voices = [f"en-us+{v}" for v in engines.VOICES["espeak-ng"]["train"]]
     clips = []
     for i in range(n):
         path = folder / f"{i}.wav"

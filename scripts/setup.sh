@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES="bible-kjv espeak-ng"   # KJV text (language), espeak-ng voices (speech)
+# bible-kjv: KJV text (language, speech); espeak-ng, flite, festival: the speech corpus's three
+# synthesizers; festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts: festival's English
+# voices (kal and ked diphones, slt HTS; apps/speech/engines.py splits them by speaker).
+APT_PACKAGES="bible-kjv espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
 
 missing=""
 for pkg in $APT_PACKAGES; do

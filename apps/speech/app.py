@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from dlsuite.apps.app import App, ExportProbe, run_folder
-from dlsuite.apps.speech import distill, export, inference, train
+from dlsuite.apps.speech import data, distill, export, inference, train
 from dlsuite.apps.speech.audio import SAMPLE_RATE
 from dlsuite.apps.speech.config import SpeechConfig, quick
 from dlsuite.apps.speech.model import build_speech_model
@@ -63,20 +63,22 @@ class SpeechApp(App):
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
-        return metrics | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        return metrics | out_of_domain_metrics(model, splits, config, lm, fusion, run_dir, metrics)
 
     def evaluate(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
         """Test CER/WER of a trained run (its model and LM) on `config.data`; alpha and beta are tuned
         again on that data's validation split (beam_width, lexicon or open vocabulary, or no LM: inference.tune)."""
         set_up(config)
-        _, examples = train.prepare(config, run_dir, ("valid", "test"))
+        splits, examples = train.prepare(config, run_dir, ("valid", "test"))
         lm, model = inference.load_lm(run_folder(source)), self.load_model(source, config.export_precision)
         fusion = inference.tune(model, examples["valid"], config, lm)
         metrics = {}
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
-        return metrics | inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        return metrics | out_of_domain_metrics(model, splits, config, lm, fusion, run_dir, metrics)
 
     def finetune(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
         """Adapts a trained model to new voices (train.adaptation_set); test CER/WER before (with the
@@ -132,6 +134,20 @@ class SpeechApp(App):
 
     def summary(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if k.startswith(("test_", "lm_"))}
+
+
+def out_of_domain_metrics(model, splits, config: SpeechConfig, lm, fusion, run_dir: Path, test_metrics: dict) -> dict:
+    """test_ood_* CER/WER on the synthetic corpus's held-out text domain (the test voices saying
+    sentences in neither the training nor the LM text; {} for other data), and per decoder
+    test_ood_cer_ratio_<decoder>: that CER over the in-domain test CER (the target: at most 1.5)."""
+    if not splits.extra.get("test_ood"):
+        return {}
+    examples = data.examples(splits.extra["test_ood"], config, "test_ood")
+    metrics = inference.evaluate_split(model, examples, config, lm, fusion, run_dir, prefix="test_ood")
+    for key in [k for k in metrics if k.startswith("test_ood_cer_")]:
+        in_domain = test_metrics[key.replace("test_ood_", "test_")]
+        metrics[key.replace("_cer_", "_cer_ratio_")] = round(metrics[key] / in_domain, 3) if in_domain else None
+    return metrics
 
 
 def probe_waveform(seconds: float = 1.5, seed: int = 0) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Speech corpora for character CTC recognition: lists of (audio, transcript) utterances.
 
 Sources (`load_speech_corpus(source, cache_dir)`):
-- `espeak`: an embedded corpus synthesized with espeak-ng from short King James Bible clauses,
-  no download needed. Train, valid and test use different voices *and* different sentences, so
-  the test error measures new speakers saying new word sequences. `extra["adapt"]` holds a few
+- `synthetic` (or `espeak`, its old name): an embedded corpus of King James Bible clauses and
+  English UI messages spoken by espeak-ng, flite and festival voices, no download needed
+  (synthetic_corpus.py). Train, valid and test use different voices *and* different sentences,
+  so the test error measures new speakers saying new word sequences. `extra["test_ood"]` holds
+  the test voices saying sentences of a domain absent from training, `extra["adapt"]` a few
   minutes of the test voices saying training sentences, for the fine-tuning demo;
 - `asterisk`: the embedded real-speech set, Asterisk's telephone prompts read by one human
   speaker (8 kHz), from pinned Debian packages (asterisk_corpus.py); its train part is for
@@ -20,10 +22,10 @@ silence. Audio is decoded by `load_audio`: float32 mono at 16 kHz.
 
 The pieces: `transcripts` (ALPHABET, normalize_transcript, SpeechDataError), `audio` (reading and
 checking audio files, load_audio), `utterances` (Utterance, SpeechCorpus, split_utterances),
-`kjv_clauses` and `espeak_corpus` (the embedded corpus), `user_data` (tables, LibriSpeech,
+`engines`, `sentences`, `kjv_clauses` and `synthetic_corpus` (the embedded corpus), `user_data` (tables, LibriSpeech,
 folders, TFDS). This module picks one by the source's name.
 
-    python -c "from dlsuite.apps.speech.corpus import *; print(load_speech_corpus('espeak', 'cache').summary())"
+    python -c "from dlsuite.apps.speech.corpus import *; print(load_speech_corpus('synthetic', 'cache').summary())"
 """
 
 from __future__ import annotations
@@ -31,21 +33,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlsuite.apps.speech.asterisk_corpus import build_asterisk_corpus
-from dlsuite.apps.speech.espeak_corpus import build_espeak_corpus
+from dlsuite.apps.speech.synthetic_corpus import build_synthetic_corpus
 from dlsuite.apps.speech.transcripts import SpeechDataError
 from dlsuite.apps.speech.user_data import load_folder, load_tfds_speech, read_transcript_table
 from dlsuite.apps.speech.utterances import SpeechCorpus, split_utterances
 
 
 def load_speech_corpus(source: str, cache_dir, **options) -> SpeechCorpus:
-    """`espeak` | `folder:<path>` | `table:<file>` | `tfds:<name>` -> SpeechCorpus.
+    """`synthetic` (`espeak`) | `asterisk` | `folder:<path>` | `table:<file>` | `tfds:<name>` -> SpeechCorpus.
 
-    `options` go to build_espeak_corpus (espeak) or load_tfds_speech (tfds); folder and table
+    `options` go to build_synthetic_corpus (synthetic) or load_tfds_speech (tfds); the other
     sources ignore them (their splits come from the data).
     """
     kind, _, rest = source.partition(":")
-    if kind == "espeak" and not rest:
-        return build_espeak_corpus(cache_dir, **options)
+    if kind in ("synthetic", "espeak") and not rest:
+        return build_synthetic_corpus(cache_dir, **options)
     if kind == "asterisk" and not rest:
         return build_asterisk_corpus(cache_dir)
     if kind == "folder" and rest:
@@ -54,5 +56,5 @@ def load_speech_corpus(source: str, cache_dir, **options) -> SpeechCorpus:
         return SpeechCorpus(f"table:{Path(rest).stem}", *split_utterances(read_transcript_table(rest)))
     if kind == "tfds" and rest:
         return load_tfds_speech(rest, **options)
-    raise SpeechDataError(f"unknown speech corpus {source!r}: use espeak, asterisk, folder:<path>, "
+    raise SpeechDataError(f"unknown speech corpus {source!r}: use synthetic (or espeak), asterisk, folder:<path>, "
                           "table:<file.csv|tsv> or tfds:<name>.")

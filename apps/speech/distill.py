@@ -25,6 +25,7 @@ import keras
 from keras import ops
 
 from dlsuite.apps.speech import data
+from dlsuite.apps.speech.train import training_dataset
 from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared.distillation import PaddedLogProbabilities, fit_sequence_student
 
@@ -88,11 +89,11 @@ def check_teachers(teachers: list[Path], teacher_models: list, teacher_configs: 
 def fit(student, teacher_models: list, config, train: data.Examples, valid: data.Examples, batch: int,
         run_dir: Path, strategy) -> dict:
     """Fits the student in a Distiller on train.fit's length-bucketed batches (targets: the padded
-    labels); saves it as model.keras."""
+    labels), augmented as train.fit's are: the teachers answer on the same augmented features as
+    the student, in the step; saves the student as model.keras."""
     full_batches = config.strategy == "multi_worker"  # see data.make_dataset
-    train_ds, valid_ds = (data.make_dataset(split, batch, shuffle=shuffle, seed=config.seed, full_batches=full_batches)
-                          .map(lambda x, y: (x, y["labels"]))
-                          for split, shuffle in ((train, True), (valid, False)))
+    train_ds = training_dataset(config, train, batch).map(lambda x, y: (x, y["labels"]))
+    valid_ds = data.make_dataset(valid, batch, full_batches=full_batches).map(lambda x, y: (x, y["labels"]))
     figures = fit_sequence_student(FrameLogProbabilities, teacher_models, student, config, train_ds, valid_ds, run_dir,
                                    strategy, labels_loss=PaddedCTCLoss())
     audio_seconds = sum(u.duration for u in train.utterances) * figures["epochs_run"]

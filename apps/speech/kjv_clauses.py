@@ -1,6 +1,6 @@
-"""Sentences for the embedded espeak-ng corpus: clauses of 3-8 words cut from King James Bible
-verses (Debian's bible-kjv), in the chapter split of pipelines/text.py's `load_kjv`, so valid and
-test sentences never occur in a training verse."""
+"""The KJV text source of the synthetic speech corpus (sentences.py): clauses of 3-8 words cut
+from King James Bible verses (Debian's bible-kjv), in the chapter split of pipelines/text.py's
+`load_kjv`, so valid and test sentences never occur in a training verse."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import functools
 import re
 import shutil
 import subprocess
-
-import numpy as np
 
 from dlsuite.apps.speech.transcripts import SpeechDataError, normalize_transcript
 
@@ -45,7 +43,7 @@ def _clauses(verses: list[str], min_words: int = 3, max_words: int = 8) -> list[
             try:
                 text = normalize_transcript(clause)
             except SpeechDataError:
-                continue  # empty, or characters espeak would read but the alphabet cannot spell
+                continue  # empty, or characters a synthesizer would read but the alphabet cannot spell
             if min_words <= len(text.split()) <= max_words:
                 out[text] = None
     return list(out)
@@ -61,19 +59,3 @@ def kjv_sentence_pools() -> dict[str, tuple[str, ...]]:
     seen.update(valid)
     test = [s for s in _clauses(verses["test"]) if s not in seen]
     return {"train": tuple(train), "valid": tuple(valid), "test": tuple(test)}
-
-
-def choose_sentences(num_sentences: int, rng: np.random.Generator) -> dict[str, list[str]]:
-    """`num_sentences` sentences drawn with `rng`: 10% (at least one) each for valid and test."""
-    if num_sentences < 3:
-        raise SpeechDataError(f"num_sentences={num_sentences}: need at least 3 (one per split).")
-    pools = kjv_sentence_pools()
-    n_valid = n_test = max(1, round(0.1 * num_sentences))
-    counts = {"train": num_sentences - n_valid - n_test, "valid": n_valid, "test": n_test}
-    chosen = {}
-    for split, n in counts.items():
-        if n > len(pools[split]):
-            raise SpeechDataError(f"num_sentences={num_sentences} asks for {n} {split} sentences, but the "
-                                  f"KJV {split} chapters have {len(pools[split])} clauses; lower num_sentences.")
-        chosen[split] = [pools[split][i] for i in sorted(rng.choice(len(pools[split]), n, replace=False))]
-    return chosen

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dlsuite.apps.speech import data, decode, report
+from dlsuite.apps.speech import augment, data, decode, report
 from dlsuite.apps.speech.config import SpeechConfig
-from dlsuite.apps.speech.transcripts import SpeechDataError, normalize_transcript
+from dlsuite.apps.speech.sentences import training_text
 from dlsuite.apps.speech.utterances import SpeechCorpus
 from dlsuite.shared.ngram import build_ngram_model, read_arpa, write_arpa
 from dlsuite.shared.runs import atomic_write_json
@@ -21,26 +21,25 @@ from dlsuite.shared.training import fit_model
 
 
 def prepare(config: SpeechConfig, run_dir: Path, names=("train", "valid", "test")):
-    """The corpus and the features of the named splits (evaluate needs no training features)."""
+    """The corpus and the features of the named splits (evaluate needs no training features); the
+    training split keeps its waveforms when augmentation is on (training_dataset)."""
     splits = data.load_splits(config)
     atomic_write_json(run_dir / "corpus.json", splits.summary())
-    examples = {name: data.examples(getattr(splits, name), config, name) for name in names}
+    augmenting = augment.Augmentation.from_config(config).enabled
+    examples = {name: data.examples(getattr(splits, name), config, name, keep_waveforms=augmenting and name == "train")
+                for name in names}
     return splits, examples
 
 
 # === Language model for fusion ===
 def lm_sentences(config: SpeechConfig, splits: SpeechCorpus) -> list[str]:
-    """LM text: the training transcripts, plus (embedded corpus) the KJV's training chapters, which
-    share no verse with the valid/test sentences."""
+    """LM text: the training transcripts, plus (synthetic corpus, lm_text) the training side of the
+    text it speaks: the KJV's training chapters and the gettext training messages, never a valid,
+    test or out-of-domain sentence (sentences.training_text)."""
     sentences = [u.transcript for u in splits.train]
-    if config.data == "espeak" and config.lm_text == "kjv":
-        from dlsuite.pipelines.text import load_kjv
-
-        for verse in load_kjv().train:
-            try:
-                sentences.append(normalize_transcript(verse))
-            except SpeechDataError:
-                continue  # a verse with characters we cannot spell (none in the KJV, but be safe)
+    if "text_sources" in splits.extra and config.lm_text != "none":
+        sources = splits.extra["text_sources"] if config.lm_text == "sources" else ("kjv",)
+        sentences += training_text(sources, config.gettext_dir)
     return sentences
 
 
@@ -66,10 +65,21 @@ def build_lm(config: SpeechConfig, splits: SpeechCorpus, run_dir: Path) -> decod
 
 
 # === Fitting ===
+def training_dataset(config: SpeechConfig, train: data.Examples, batch: int):
+    """The shuffled, length-bucketed training batches: augmented and featurized every epoch when any
+    augmentation probability is > 0 (data.make_augmented_dataset), else the features computed once."""
+    full_batches = config.strategy == "multi_worker"  # see data.make_dataset
+    augmentation = augment.Augmentation.from_config(config)
+    if augmentation.enabled:
+        return data.make_augmented_dataset(train, batch, augmentation, config.features, config.time_stride,
+                                           seed=config.seed, full_batches=full_batches)
+    return data.make_dataset(train, batch, shuffle=True, seed=config.seed, full_batches=full_batches)
+
+
 def fit(model, config: SpeechConfig, train: data.Examples, valid: data.Examples, batch: int, run_dir: Path) -> dict:
     """CTC training on length-bucketed batches; TensorBoard gets audio and greedy transcripts."""
     full_batches = config.strategy == "multi_worker"  # see data.make_dataset
-    train_ds = data.make_dataset(train, batch, shuffle=True, seed=config.seed, full_batches=full_batches)
+    train_ds = training_dataset(config, train, batch)
     valid_ds = data.make_dataset(valid, batch, full_batches=full_batches)
     if int(valid_ds.cardinality()) == 0:
         print(f"warning: the validation split ({len(valid)} utterances) fills no global batch of {batch} under "
@@ -84,12 +94,13 @@ def fit(model, config: SpeechConfig, train: data.Examples, valid: data.Examples,
 def adaptation_set(splits: SpeechCorpus, config: SpeechConfig) -> data.Examples:
     """Fine-tuning data: `adapt_minutes` of the embedded corpus's held-out voices (speaking training
     sentences, never the test ones), or the training split of the user's data."""
+    augmenting = augment.Augmentation.from_config(config).enabled
     if "adapt" not in splits.extra:
-        return data.examples(splits.train, config, "train")
+        return data.examples(splits.train, config, "train", keep_waveforms=augmenting)
     chosen, total = [], 0.0
     for utt in splits.extra["adapt"]:
         if total >= config.adapt_minutes * 60:
             break
         chosen.append(utt)
         total += utt.duration
-    return data.examples(chosen, config, "adapt")
+    return data.examples(chosen, config, "adapt", keep_waveforms=augmenting)

@@ -1,9 +1,11 @@
-"""Speech corpora: transcript normalization, the espeak-ng corpus, audio loading, user data, TFDS."""
+"""Speech corpora: transcript normalization, the synthetic corpus (espeak-ng, flite, festival;
+KJV and gettext text), audio loading, user data, TFDS."""
 
 import os
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # before TensorFlow is imported
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -13,18 +15,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dlsuite.apps.speech import espeak_corpus, kjv_clauses
+from dlsuite.apps.speech import engines, kjv_clauses, sentences, synthetic_corpus
 from dlsuite.apps.speech.audio import SAMPLE_RATE, ClippingWarning, load_audio
+from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.corpus import load_speech_corpus
-from dlsuite.apps.speech.espeak_corpus import TEST_VARIANTS, TRAIN_VARIANTS, build_espeak_corpus
+from dlsuite.apps.speech.engines import ENGINES, INSTALL, STRETCH, VOICES
+from dlsuite.apps.speech.sentences import TEXT_SOURCES
+from dlsuite.apps.speech.synthetic_corpus import PEAK, build_synthetic_corpus
 from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError, normalize_transcript
 from dlsuite.apps.speech.user_data import load_tfds_speech, read_librispeech, read_transcript_table
 from dlsuite.apps.speech.utterances import Utterance, split_utterances
+from dlsuite.shared.config import ConfigError
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("bible") is None,
-                                  reason="needs espeak-ng and bible-kjv (scripts/setup.sh)")
 TINY = {"num_sentences": 30, "workers": 2, "adapt_sentences": 4, "progress": False}
-SMALLEST = {**TINY, "num_sentences": 10, "adapt_sentences": 1}  # 8/1/1 sentences, 22 utterances
+SMALLEST = {**TINY, "num_sentences": 10, "adapt_sentences": 1}  # 8/1/1 (+1 adapt, 1 ood) sentences, 24 utterances
 
 
 def write_tone(path, seconds=0.5, rate=SAMPLE_RATE, channels=1, amplitude=0.5, freq=440.0, **kwargs):
@@ -77,20 +81,78 @@ def test_normalize_transcript_rejects_empty():
         normalize_transcript(" ... !", "x.tsv:2")
 
 
-# 2. The espeak-ng corpus ----------------------------------------------------------------------
+# 2. The synthetic corpus -------------------------------------------------------------------------
+
+needs_synthesizers = pytest.mark.skipif(
+    any(shutil.which(p) is None for p in ("espeak-ng", "flite", "festival", "bible")),
+    reason="needs espeak-ng, flite, festival (+ festvox voices) and bible-kjv (scripts/setup.sh)")
+# A stand-in for scripts/fetch_gettext.sh's corpora: every word is in >= 3 messages; the last
+# messages of each list are ones a synthesizer would not read as written, so they must be dropped.
+GENERAL = {
+    "train": [f"{verb} the {noun}" for verb in ("open", "close", "save", "delete")
+              for noun in ("file", "window", "folder", "message", "picture")]
+             + ["Save %s as", "Open file.txt now", "URL of the file", "Press Y to open", "open the tty"],
+    "valid": [f"could not {verb} the {noun}" for verb in ("open", "save") for noun in ("file", "folder")],
+    "test": [f"{noun} cannot be {verb}" for verb in ("opened", "saved") for noun in ("file", "message")]
+            + ["opened the file", "saved the file", "opened the folder", "saved the folder"],
+}
+DOMAIN = {"train": [f"{verb} the {noun}" for verb in ("post", "void", "open") for noun in ("invoice", "account", "file")],
+          "valid": ["reconcile the invoice", "reconcile the account"], "test": ["reconcile the file"]}
+
+
+def write_gettext_corpus(folder: Path, packages, messages: dict) -> None:
+    from dlsuite.apps.translation.gettext_corpus import CORPUS_FORMAT
+
+    folder.mkdir(parents=True)
+    for split, lines in messages.items():
+        (folder / f"{split}.tsv").write_text("en\tde\n" + "".join(f"{m}\tDE {m}\n" for m in lines), encoding="utf-8")
+    manifest = {"format": CORPUS_FORMAT, "packages": sorted(packages), "corpus_id": folder.name[-10:]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture(scope="module")
-def tiny_espeak(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("espeak")
-    return cache, build_espeak_corpus(cache, **TINY)
+def gettext_dir(tmp_path_factory):
+    from dlsuite.apps.translation.data import DOMAIN_PACKAGES, GENERAL_PACKAGES
+    from dlsuite.apps.translation.debian_packages import PACKAGES, parse_pin
+
+    root = tmp_path_factory.mktemp("translation")
+    write_gettext_corpus(root / "gettext-de-general001", GENERAL_PACKAGES, GENERAL)
+    write_gettext_corpus(root / "gettext-de-domain00001",
+                         [p for p in PACKAGES if parse_pin(p)[0] in DOMAIN_PACKAGES], DOMAIN)
+    write_gettext_corpus(root / "gettext-fr-general001", GENERAL_PACKAGES, {s: ["nope the file"] for s in GENERAL})
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(gettext_dir):
+    return {**TINY, "gettext_dir": gettext_dir}
+
+
+@pytest.fixture(scope="module")
+def smallest(gettext_dir):
+    return {**SMALLEST, "gettext_dir": gettext_dir}
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory, tiny):
+    cache = tmp_path_factory.mktemp("synthetic")
+    return cache, build_synthetic_corpus(cache, **tiny)
 
 
 def manifest_entries(corpus):
     return json.loads(Path(corpus.extra["manifest"]).read_text())["utterances"]
 
 
-@needs_espeak
+def test_speakable_keeps_plain_messages_only():
+    assert sentences.speakable("Could not open the file.") == "could not open the file"
+    assert sentences.speakable("Don't save (yet)") == "don't save yet"
+    for message in ("Open %s", "Save {0}", "Page 2 of 3", "file.txt missing", "see e.g. this", "URL not found",
+                    "GnuCash file", "use --force here", "Press Y now", "the tty name", "Über alles", "A/B test",
+                    "Quit", " ".join(["word"] * 16)):
+        assert sentences.speakable(message) is None, message
+
+
+@needs_synthesizers
 def test_kjv_sentence_pools_are_disjoint_clauses():
     """Valid/test candidates never occur in training verses (common clauses like 'and it was so'
     recur across chapters), so the test split measures new word sequences."""
@@ -103,100 +165,238 @@ def test_kjv_sentence_pools_are_disjoint_clauses():
         assert all(3 <= len(s.split()) <= 8 and s == normalize_transcript(s) for s in pool)
 
 
-@needs_espeak
-def test_espeak_splits_hold_out_speakers_and_sentences(tiny_espeak):
-    _, corpus = tiny_espeak
-    assert corpus.train and corpus.valid and corpus.test and corpus.extra["adapt"]
+@needs_synthesizers
+def test_sentence_pools_are_disjoint_across_splits_and_sources(gettext_dir):
+    pools = sentences.sentence_pools(TEXT_SOURCES, str(gettext_dir))
+    assert pools.sources == ("kjv", "gettext") and set(pools.origin) == {"general", "domain"}
+    gettext = pools.splits["gettext"]
+    assert set(gettext["train"]) == {normalize_transcript(m) for m in GENERAL["train"][:20]}  # the odd ones dropped
+    # "opened the file" is no training message, but "open the file" is: different sentences, both kept;
+    # the domain's "open the file" is a general training sentence, so it is no out-of-domain one.
+    assert "opened the file" in gettext["test"] and "open the file" not in pools.ood
+    assert set(pools.ood) == {normalize_transcript(m) for split in DOMAIN.values() for m in split} - {"open the file"}
+    train = {s for source in pools.splits.values() for s in source["train"]}
+    valid = {s for source in pools.splits.values() for s in source["valid"]}
+    test = {s for source in pools.splits.values() for s in source["test"]}
+    assert not train & valid and not train & test and not valid & test
+    assert not set(pools.ood) & (train | valid | test)
+
+
+@needs_synthesizers
+def test_synthetic_splits_hold_out_voices_of_every_engine(tiny_corpus):
+    _, corpus = tiny_corpus
+    assert corpus.train and corpus.valid and corpus.test and corpus.extra["adapt"] and corpus.extra["test_ood"]
+    entries = manifest_entries(corpus)
+    voices = {s: {(e["engine"], e["voice"]) for e in entries if e["split"] == s} for s in synthetic_corpus.SPLITS}
+    for engine in ENGINES:  # every engine speaks in training and in the test split
+        assert any(e == engine for e, _ in voices["train"]) and any(e == engine for e, _ in voices["test"])
+    by_sentence = {}
+    for e in entries:
+        by_sentence.setdefault((e["split"], e["transcript"]), []).append(e["engine"])
+    assert all(len(set(said)) == len(said) == 2 for said in by_sentence.values())  # two engines each
+    assert voices["train"] <= {(e, v) for e in ENGINES for v in VOICES[e]["train"]}
+    for split in ("test", "adapt", "ood"):
+        assert voices[split] <= {(e, v) for e in ENGINES for v in VOICES[e]["test"]}
+    assert voices["valid"] <= {(e, v) for e in ENGINES for v in VOICES[e]["valid"]}
+    # No voice, and no recorded person (flite's and festival's kal are one), in two splits.
+    people = {s: {engines.person(e, v) for e, v in voices[s]} for s in ("train", "valid", "test")}
+    assert not people["train"] & people["test"] and not people["train"] & people["valid"]
+    assert not people["valid"] & people["test"]
     speakers = {s: {u.speaker for u in getattr(corpus, s)} for s in ("train", "valid", "test")}
-    assert speakers["train"] <= set(TRAIN_VARIANTS) and speakers["test"] <= set(TEST_VARIANTS)
     assert not speakers["train"] & speakers["test"] and not speakers["train"] & speakers["valid"]
     texts = {s: {u.transcript for u in getattr(corpus, s)} for s in ("train", "valid", "test")}
     assert not texts["train"] & texts["test"] and not texts["train"] & texts["valid"]
     # Adaptation data: the held-out voices on training sentences only.
     adapt = corpus.extra["adapt"]
-    assert {u.speaker for u in adapt} <= set(TEST_VARIANTS)
     assert {u.transcript for u in adapt} <= texts["train"]
-    assert len({u.key for u in corpus.train + corpus.valid + corpus.test + adapt}) == \
-        len(corpus.train) + len(corpus.valid) + len(corpus.test) + len(adapt)
-    assert all(3 <= len(u.transcript.split()) <= 8 for u in corpus.train)
+    everything = corpus.train + corpus.valid + corpus.test + adapt + corpus.extra["test_ood"]
+    assert len({u.key for u in everything}) == len(everything)
     summary = corpus.summary()
     assert summary["train"]["utterances"] == len(corpus.train) == 48  # 24 sentences x 2 voices
-    assert summary["test"]["speakers"] == len(speakers["test"]) and summary["adapt"]["utterances"] == 8
+    assert summary["test_ood"]["utterances"] == 6 and summary["adapt"]["utterances"] == 8  # 3 and 4 sentences
     json.dumps(summary)
 
 
-@needs_espeak
-def test_espeak_audio_loads_and_durations_match_files(tiny_espeak):
-    _, corpus = tiny_espeak
-    for u in corpus.train[:5] + corpus.test[:3]:
-        x = load_audio(u)
-        assert x.dtype == np.float32 and x.ndim == 1 and np.abs(x).max() > 0.05
-        info = sf.info(u.audio)
-        assert info.samplerate == SAMPLE_RATE and info.channels == 1
-        assert u.duration > 0.3 and u.duration == pytest.approx(len(x) / SAMPLE_RATE, abs=1e-9)
-        assert info.frames == len(x)
+@needs_synthesizers
+def test_manifest_records_engine_voice_and_version(tiny_corpus):
+    _, corpus = tiny_corpus
+    manifest = json.loads(Path(corpus.extra["manifest"]).read_text())
+    assert manifest["engines"] == list(ENGINES)
+    espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
+    festival = subprocess.run(["festival", "--version"], capture_output=True, text=True).stdout
+    for entry in manifest["utterances"]:
+        version = manifest["versions"][entry["engine"]][entry["voice"]]
+        assert entry["engine_version"] == version and entry["speaker"] == f"{entry['engine']}:{entry['voice']}"
+        if entry["engine"] == "espeak-ng":
+            assert version in espeak and {"accent", "rate", "pitch"} <= set(entry)
+        elif entry["engine"] == "flite":
+            assert version.startswith("flite-2.") and STRETCH[0] <= entry["stretch"] <= STRETCH[1]
+        else:
+            assert version.split(" (")[0].removeprefix("festival ") in festival
+            assert INSTALL["festival"][entry["voice"]] in version  # the voice package and its version
 
 
-@needs_espeak
-def test_espeak_build_is_deterministic(tiny_espeak, tmp_path):
-    _, first = tiny_espeak
-    second = build_espeak_corpus(tmp_path, **TINY)
+@needs_synthesizers
+def test_texts_come_from_both_sources(tiny_corpus, gettext_dir):
+    _, corpus = tiny_corpus
+    pools = sentences.sentence_pools(TEXT_SOURCES, str(gettext_dir))
+    assert corpus.extra["text_sources"] == ("kjv", "gettext")
+    for split in ("train", "valid", "test"):
+        by_source = {}
+        for e in manifest_entries(corpus):
+            if e["split"] == split:
+                assert e["transcript"] in pools.splits[e["text_source"]][split]
+                by_source.setdefault(e["text_source"], set()).add(e["transcript"])
+        assert set(by_source) == {"kjv", "gettext"}
+    train_sentences = {e["transcript"]: e["text_source"] for e in manifest_entries(corpus) if e["split"] == "train"}
+    assert sum(s == "gettext" for s in train_sentences.values()) == 12  # an equal share of 24
+
+
+@needs_synthesizers
+def test_ood_sentences_are_in_neither_training_nor_lm_text(tiny_corpus, gettext_dir):
+    from dlsuite.apps.speech.train import lm_sentences
+    from dlsuite.pipelines.text import load_kjv
+
+    _, corpus = tiny_corpus
+    ood = {u.transcript for u in corpus.extra["test_ood"]}
+    assert ood <= {normalize_transcript(m) for split in DOMAIN.values() for m in split}
+    assert not ood & {u.transcript for u in corpus.train + corpus.extra["adapt"]}
+    config = SpeechConfig(gettext_dir=str(gettext_dir))
+    lm_text = set(lm_sentences(config, corpus))
+    assert {normalize_transcript(m) for m in GENERAL["train"][:20]} <= lm_text  # all gettext training text
+    assert normalize_transcript(load_kjv().train[0]) in lm_text  # and the KJV's training verses
+    assert not ood & lm_text
+    assert not {u.transcript for u in corpus.valid + corpus.test} & lm_text
+    # gettext training messages the corpus does not speak are LM text, unless lm_text=kjv
+    unspoken = {normalize_transcript(m) for m in GENERAL["train"][:20]} - {u.transcript for u in corpus.train}
+    kjv_only = set(lm_sentences(dataclasses.replace(config, lm_text="kjv"), corpus))
+    assert unspoken and not unspoken & kjv_only and kjv_only < lm_text
+    assert set(lm_sentences(dataclasses.replace(config, lm_text="none"), corpus)) == {u.transcript for u in corpus.train}
+
+
+@needs_synthesizers
+def test_missing_engine_or_voice_is_an_error_naming_the_install(tmp_path, smallest, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(engines.shutil, "which", lambda p: None if p == "flite" else real_which(p))
+    with pytest.raises(SpeechDataError, match=r"flite is not installed.*apt-get install flite`.*"
+                                              r"engines=espeak-ng,festival"):
+        build_synthetic_corpus(tmp_path, **smallest)
+    monkeypatch.setattr(engines.shutil, "which", real_which)
+    with pytest.raises(SpeechDataError, match="festival has no validation voice"):
+        build_synthetic_corpus(tmp_path, **smallest, engines="festival")
+    monkeypatch.setattr(engines, "_installed_voices", lambda e: frozenset({"kal_diphone", "cmu_us_slt_arctic_hts"}))
+    with pytest.raises(SpeechDataError, match=r"festival lacks the voice\(s\) ked_diphone.*festvox-kdlpc16k"):
+        build_synthetic_corpus(tmp_path, **smallest, engines="festival,espeak-ng")
+    with pytest.raises(SpeechDataError, match="engines='espeak,flite': give distinct names from espeak-ng"):
+        build_synthetic_corpus(tmp_path, **smallest, engines="espeak,flite")
+    with pytest.raises(ConfigError, match="engines must be distinct names"):
+        SpeechConfig(engines=("espeak-ng", "espeak-ng"))
+    assert not list(tmp_path.iterdir())
+
+
+@needs_synthesizers
+def test_failed_synthesis_is_an_error_naming_the_command(tmp_path):
+    """festival exits with 0 after a Scheme error; the error is found in its output."""
+    (tmp_path / "raw").mkdir()
+    jobs = [{"engine": "festival", "voice": voice, "transcript": "hello there", "stretch": 1.0, "key": f"k{i}",
+             "path": f"k{i}.wav"} for i, voice in enumerate(("kal_diphone", "nobody_diphone"))]
+    with pytest.raises(SpeechDataError, match=r"`festival --pipe` failed \(0\) for \['k0', 'k1'\]: .*voice_nobody"):
+        synthetic_corpus._synthesize(jobs, [0, 1], tmp_path, None, 0)
+    jobs[1]["voice"] = "ked_diphone"
+    assert len(synthetic_corpus._synthesize(jobs, [0, 1], tmp_path, None, 0)) == 2
+    assert (tmp_path / "k1.wav").is_file() and not list((tmp_path / "raw").iterdir())
+
+
+@needs_synthesizers
+def test_missing_gettext_corpus_falls_back_to_kjv_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match=r"no built gettext corpus.*KJV text only.*scripts/fetch_gettext.sh de"):
+        corpus = build_synthetic_corpus(tmp_path / "cache", **{**SMALLEST, "gettext_dir": tmp_path / "nothing"},
+                                        engines="espeak-ng")
+    assert corpus.extra["text_sources"] == ("kjv",) and "test_ood" not in corpus.extra
+    assert {e["text_source"] for e in manifest_entries(corpus)} == {"kjv"}
+    assert {e["engine"] for e in manifest_entries(corpus)} == {"espeak-ng"}
+
+
+@needs_synthesizers
+def test_synthetic_audio_loads_and_durations_match_files(tiny_corpus):
+    _, corpus = tiny_corpus
+    by_engine = {}
+    for u in corpus.train + corpus.test:
+        by_engine.setdefault(u.speaker.split(":")[0], []).append(u)
+    for engine in ENGINES:
+        for u in by_engine[engine][:3]:
+            x = load_audio(u)
+            assert x.dtype == np.float32 and x.ndim == 1 and np.abs(x).max() == pytest.approx(PEAK, abs=1e-3)
+            info = sf.info(u.audio)
+            assert info.samplerate == SAMPLE_RATE and info.channels == 1
+            assert u.duration > 0.3 and u.duration == pytest.approx(len(x) / SAMPLE_RATE, abs=1e-9)
+            assert info.frames == len(x)
+
+
+@needs_synthesizers
+def test_synthetic_build_is_deterministic(tiny_corpus, tiny, tmp_path):
+    _, first = tiny_corpus
+    second = build_synthetic_corpus(tmp_path, **tiny)
     assert second.name == first.name
     assert manifest_entries(second) == manifest_entries(first)  # paths in the manifest are relative
-    a, b = first.train[0], second.train[0]
-    assert a.audio != b.audio and np.array_equal(load_audio(a), load_audio(b))
+    for engine in ENGINES:  # every engine speaks the same samples again
+        a = next(u for u in first.train if u.speaker.startswith(engine))
+        b = next(u for u in second.train if u.key == a.key)
+        assert a.audio != b.audio and np.array_equal(load_audio(a), load_audio(b))
 
 
-@needs_espeak
-def test_espeak_cache_is_reused_without_synthesis(tiny_espeak, monkeypatch):
-    cache, first = tiny_espeak
+@needs_synthesizers
+def test_synthetic_cache_is_reused_without_synthesis(tiny_corpus, tiny, monkeypatch):
+    cache, first = tiny_corpus
     mtimes = {u.audio: os.stat(u.audio).st_mtime_ns for u in first.train}
     real_run = subprocess.run
 
     def no_synthesis(command, *args, **kwargs):
-        assert "-w" not in command, "espeak-ng was called although the corpus is cached"
+        synthesis = command[0] in ("espeak-ng", "flite") or "utt.save.wave" in (kwargs.get("input") or "")
+        assert not synthesis, "synthesis ran although the corpus is cached"
         return real_run(command, *args, **kwargs)
 
-    monkeypatch.setattr(espeak_corpus.subprocess, "run", no_synthesis)
-    again = build_espeak_corpus(cache, **TINY)
+    monkeypatch.setattr(synthetic_corpus.subprocess, "run", no_synthesis)
+    again = build_synthetic_corpus(cache, **tiny)
     assert again.train == first.train and again.extra["adapt"] == first.extra["adapt"]
+    assert again.extra["test_ood"] == first.extra["test_ood"]
     assert {u.audio: os.stat(u.audio).st_mtime_ns for u in again.train} == mtimes
 
 
-@needs_espeak
-def test_espeak_killed_build_is_not_taken_for_finished(tmp_path, monkeypatch):
+@needs_synthesizers
+def test_synthetic_killed_build_is_not_taken_for_finished(tmp_path, smallest, monkeypatch):
     """A build that dies midway leaves no corpus folder; the next build starts over and finishes."""
-    real = espeak_corpus._synthesize
+    real = synthetic_corpus._synthesize
     calls = []
 
-    def dies_after_ten(job, index, *args):
-        calls.append(index)
+    def dies_after_ten(jobs, indices, *args):
+        calls.append(indices)
         if len(calls) > 10:
             raise KeyboardInterrupt  # like Ctrl-C during synthesis
-        return real(job, index, *args)
+        return real(jobs, indices, *args)
 
-    monkeypatch.setattr(espeak_corpus, "_synthesize", dies_after_ten)
+    monkeypatch.setattr(synthetic_corpus, "_synthesize", dies_after_ten)
     with pytest.raises(KeyboardInterrupt):
-        build_espeak_corpus(tmp_path, **SMALLEST)
-    assert not list(tmp_path.glob("espeak-*")), "a half-built corpus was left under the final name"
+        build_synthetic_corpus(tmp_path, **smallest)
+    assert not list(tmp_path.glob("synthetic-*")), "a half-built corpus was left under the final name"
     assert not list(tmp_path.iterdir()), "the temporary build folder was not cleaned up"
-    monkeypatch.setattr(espeak_corpus, "_synthesize", real)
-    corpus = build_espeak_corpus(tmp_path, **SMALLEST)
+    monkeypatch.setattr(synthetic_corpus, "_synthesize", real)
+    corpus = build_synthetic_corpus(tmp_path, **smallest)
     assert len(corpus.train) == 16 and all(Path(u.audio).is_file() for u in corpus.train)
 
 
-@needs_espeak
-def test_espeak_cache_with_missing_files_is_rebuilt(tmp_path):
-    corpus = build_espeak_corpus(tmp_path, **SMALLEST)
+@needs_synthesizers
+def test_synthetic_cache_with_missing_files_is_rebuilt(tmp_path, smallest):
+    corpus = load_speech_corpus("espeak", tmp_path, **smallest)  # the old name of the source
     Path(corpus.test[0].audio).unlink()
-    rebuilt = build_espeak_corpus(tmp_path, **SMALLEST)
+    rebuilt = load_speech_corpus("synthetic", tmp_path, **smallest)
     assert Path(rebuilt.test[0].audio).is_file() and rebuilt.test == corpus.test
 
 
-@needs_espeak
-def test_espeak_noise_changes_audio_but_not_plan(tiny_espeak, tmp_path):
-    _, clean = tiny_espeak
-    noisy = build_espeak_corpus(tmp_path, noise_snr_db=10.0, **TINY)
+@needs_synthesizers
+def test_synthetic_noise_changes_audio_but_not_plan(tiny_corpus, tiny, tmp_path):
+    _, clean = tiny_corpus
+    noisy = build_synthetic_corpus(tmp_path, noise_snr_db=10.0, **tiny)
     assert noisy.name != clean.name
     strip = lambda entries: [{k: v for k, v in e.items() if k != "duration"} for e in entries]  # noqa: E731
     assert strip(manifest_entries(noisy)) == strip(manifest_entries(clean))
