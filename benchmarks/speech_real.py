@@ -126,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, type=Path, help="a speech train run folder")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the run's epochs")
+    parser.add_argument("--zero-shot-only", action="store_true",
+                        help="only `evaluate data=asterisk` (no pocketsphinx, no fine-tuning): to compare runs")
     args = parser.parse_args()
 
     from dlsuite.apps.speech.app import SpeechApp
@@ -134,6 +136,14 @@ def main() -> None:
     app = SpeechApp()
     config = app.trained_config(args.run)
     test = [u for u in build_asterisk_corpus(config.cache_dir).test if u.duration <= config.max_seconds]
+    if args.zero_shot_only:
+        result = app.run("evaluate", app.resolve_config("evaluate", args.run, overrides=["data=asterisk"]), args.run)
+        lines = [f"{args.run}, zero-shot on the real-speech test part ({len(test)} utterances):", "",
+                 "| decoder | CER | WER |", "|---|---|---|",
+                 *(f"| {d} | {cer:.3f} | {wer:.3f} |" for d, (cer, wer) in error_rates(result, "test").items())]
+        print("\n".join(lines))
+        write_results(f"speech_real_zero_shot_{args.run.name}", lines, {"run": str(args.run), "metrics": result})
+        return
     peer = run_pocketsphinx(test)  # first: it needs no TensorFlow, and its figures come even if ours fail
     ours = run_ours(app, args.run, args.finetune_epochs)
     settings = {"run": str(args.run), "finetune_epochs": args.finetune_epochs or config.epochs,

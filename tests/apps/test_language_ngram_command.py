@@ -69,6 +69,15 @@ def test_text_in_arpa_out_with_the_scorers_perplexity(files):
     assert result["build_seconds"] >= 0 and set(result["step_seconds"]) >= {"count", "write ARPA"}
 
 
+def test_the_progress_bar_names_the_steps_and_shows_only_on_a_terminal(files, capsys):
+    config = NGramCommandConfig(order=3, output=str(files / "model.arpa"), test=str(files / "test.txt"))
+    build_arpa([files / "corpus.txt"], config, progress=True)
+    shown = capsys.readouterr().err
+    assert "5/5" in shown and all(step in shown for step in ("count", "smooth", "write ARPA", "score test"))
+    build_arpa([files / "corpus.txt"], config)  # default: stderr here is not a terminal, so no bar
+    assert capsys.readouterr().err == ""
+
+
 def test_a_tiny_corpus_uses_the_fallback_discounts_and_says_so(tmp_path):
     (tmp_path / "tiny.txt").write_text("a b\nb a\n")
     with warnings.catch_warnings():

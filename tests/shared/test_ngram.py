@@ -1,5 +1,6 @@
 """n-gram language models: KenLM agreement, normalization, scoring, ARPA files, counting, errors."""
 
+import dataclasses
 import itertools
 import math
 import random
@@ -341,6 +342,58 @@ def test_arpa_round_trip(tmp_path, smoothing):
     # And once more: a re-written file reads back to the same model.
     again = read_arpa(write_arpa(loaded, tmp_path / "again.arpa"))
     assert entries(again) == entries(loaded)
+
+
+def arpa_one_line_at_a_time(model):
+    """The ARPA text as write_arpa first built it: an f-string per n-gram, its words found by
+    walking its contexts down to the unigrams (the reference the faster writer must equal)."""
+    lines = ["\\data\\", *(f"ngram {n + 1}={len(table)}" for n, table in enumerate(model.tables))]
+    for n, table in enumerate(model.tables):
+        lines += ["", f"\\{n + 1}-grams:"]
+        for i in range(len(table)):
+            words, row = [], i
+            for m in range(n, -1, -1):
+                words.insert(0, model.tokens[model.tables[m].word[row]])
+                row = model.tables[m].context[row]
+            line = f"{np.maximum(model.log_probs[n][i], -99.0):.7g}\t{' '.join(words)}"
+            lines.append(line + (f"\t{model.log_backoffs[n][i]:.7g}" if n < model.order - 1 else ""))
+    return "\n".join([*lines, "", "\\end\\", ""])
+
+
+# Numbers whose 7-digit forms are easy to get wrong: signed zeros, the switch to exponents at
+# 1e-4 and 1e7, subnormals, -inf (written -99), exact binary ties (rounded half to even).
+AWKWARD = [-0.0, 0.0, -99.0, -math.inf, -1e-5, -9.9999995e-05, -0.0001, -0.00010000005, 5e-324, -1e-300,
+           1234567.5, 1234568.5, 9999999.5, 12345675.0, 1e16, -123456789.0, 0.5, -2.5e-7, -0.1, 1 / 3]
+
+
+def test_write_arpa_is_byte_identical_to_one_line_at_a_time(tmp_path, monkeypatch):
+    """The bulk `%` formatting writes exactly the bytes of the per-n-gram f-strings: on a real
+    model, and on one with awkward values (float32 columns too), odd tokens ('%s', '{0}', UTF-8)
+    and sections cut into several formatting chunks."""
+    from dlsuite.shared.ngram import arpa
+
+    lines = read_lines("kjv_excerpt.txt")[:40] + ["100% of %s {0} naïve 日本 a\\b", "%s {0} 100% naïve"]
+    model = build(lines, 4)
+    rng = np.random.default_rng(0)
+
+    def awkward(size, dtype):  # AWKWARD first, then values from 1e-320 to 1e20, mostly negative
+        magnitudes = -(10.0 ** rng.uniform(-320, 20, size)) * rng.choice([1, -1], size, p=[0.9, 0.1])
+        values = np.where(rng.random(size) < 0.5, rng.choice(AWKWARD, size), magnitudes)
+        values[: len(AWKWARD)] = AWKWARD[:size]
+        return values.astype(dtype)
+
+    dtypes = [np.float64, np.float32, np.float64, np.float32]
+    odd = dataclasses.replace(model, log_probs=[awkward(len(t), d) for t, d in zip(model.tables, dtypes, strict=True)],
+                              log_backoffs=[awkward(len(t), d) for t, d in zip(model.tables, dtypes[::-1], strict=True)])
+    monkeypatch.setattr(arpa, "_ROWS_PER_FORMAT", 7)  # so every section spans several chunks
+    for name, each in (("real", model), ("awkward", odd)):
+        path = tmp_path / f"{name}.arpa"
+        path.write_text("an older file\n")
+        assert write_arpa(each, path) == path
+        assert path.read_bytes() == arpa_one_line_at_a_time(each).encode("utf-8"), name
+    text = (tmp_path / "awkward.arpa").read_text()
+    assert [p for p in ("-99", "-0", "0", "4.940656e-324", "1234568", "1e+16", "-0.0001", "-1e-05") if f"\n{p}\t" not in text] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["awkward.arpa", "real.arpa"]  # no temporary files left
 
 
 def reformatted(text, how):
