@@ -24,7 +24,7 @@ import soundfile as sf
 from dlsuite.apps.app import App, ExportProbe, run_folder
 from dlsuite.apps.speech import data, distill, export, inference, train
 from dlsuite.apps.speech.audio import SAMPLE_RATE
-from dlsuite.apps.speech.config import SpeechConfig, quick
+from dlsuite.apps.speech.config import NO_AUGMENTATION, SpeechConfig, quick
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared.runs import atomic_write_json
@@ -44,7 +44,7 @@ class SpeechApp(App):
         return dataclasses.replace(SpeechConfig(), run_root=str(Path(workdir) / "runs"),
                                    cache_dir=str(Path(workdir) / "cache"), num_sentences=20, epochs=1, batch_size=8,
                                    rnn_units=16, rnn_layers=1, conv_filters=4, lm_text="none", beam_width=4,
-                                   adapt_minutes=0.2)
+                                   adapt_minutes=0.2, **NO_AUGMENTATION)  # augment.py has its own end-to-end test
 
     def smoke_inputs(self, workdir: Path) -> list[str]:
         path = Path(workdir) / "probe.wav"

@@ -113,11 +113,15 @@ class SpeechConfig(TrainConfig):
         require(checks)
 
 
+# Every waveform augmentation step off: the features are computed once (quick, smoke runs).
+NO_AUGMENTATION = dict(speed_probability=0.0, noise_probability=0.0, reverb_probability=0.0, gain_probability=0.0,
+                       telephone_probability=0.0)
+
+
 def quick() -> SpeechConfig:
     """The main job's setting: a third of the corpus, a smaller model, 8 epochs of batch 32 (more
     updates than batch 64 in the same time); about 8 minutes on 2 CPU cores. No waveform
     augmentation: its per-epoch features would compete with training for the 2 cores."""
     return dataclasses.replace(SpeechConfig(), num_sentences=800, epochs=8, batch_size=32, conv_filters=16,
-                               rnn_units=128, beam_width=8, speed_probability=0.0, noise_probability=0.0,
-                               reverb_probability=0.0, gain_probability=0.0, telephone_probability=0.0)
+                               rnn_units=128, beam_width=8, **NO_AUGMENTATION)
 
