@@ -76,6 +76,8 @@ def measure(kind: str, vocab_size: int, args) -> dict:
         options["shortlist_size"] = args.shortlist_size or vocab_size // 10
     if kind in ("sampled", "nce", "ranking"):
         options["num_samples"] = min(args.samples, vocab_size - 1)
+    if kind == "hierarchical_classes" and args.num_classes:
+        options["num_classes"] = args.num_classes
     projection = keras.layers.Dense(args.hidden, activation="tanh")
     projection.build((None, INPUT_DIM))
     output = make_vocabulary_output(kind, vocab_size, counts, args.hidden, **options)
@@ -151,7 +153,8 @@ def worker_flags(args) -> list[str]:
         "--optimizer",
         args.optimizer,
     ]
-    return flags + (["--shortlist-size", str(args.shortlist_size)] if args.shortlist_size else [])
+    flags += ["--shortlist-size", str(args.shortlist_size)] if args.shortlist_size else []
+    return flags + (["--num-classes", str(args.num_classes)] if args.num_classes else [])
 
 
 def table(results: list[dict]) -> str:
@@ -184,6 +187,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing)")
     parser.add_argument("--samples", type=int, default=256, help="m for sampled | nce | ranking")
     parser.add_argument("--shortlist-size", type=int, default=0, help="default: V // 10")
+    parser.add_argument("--num-classes", type=int, default=0,
+                        help="classes of the class tree (default: the layer's, round(sqrt V))")
     parser.add_argument("--quick", action="store_true", help="smoke run: V=1000,5000, 2 steps")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per (kind, V) subprocess")
     parser.add_argument("--out", default="benchmarks/results/output_layers.md")
@@ -214,7 +219,7 @@ def main():
         f"device: {device}, {platform.processor() or platform.machine()}; hidden {args.hidden}, "
         f"{args.batch} tokens/step (Zipf ids, s=1), input projection {INPUT_DIM}->{args.hidden}; "
         f"{'LazyAdam' if args.optimizer == 'lazy_adam' else 'Adam'}; median of {args.steps} steps after {args.warmup} warm-up; m={args.samples} samples; "
-        f"shortlist {args.shortlist_size or 'V//10'}; total {time.perf_counter() - start:.0f} s.\n\n"
+        f"shortlist {args.shortlist_size or 'V//10'}; class tree: {args.num_classes or 'default'} classes; total {time.perf_counter() - start:.0f} s.\n\n"
         "ms/step: forward + backward + optimizer update of the projection and the output layer, in "
         "one tf.function. fwd+bwd: the same without the update (Keras' Adam densifies sparse "
         "gradients, so its update is O(V H) for every kind; LazyAdam's is O(rows touched)). Peak MB: ru_maxrss of a fresh process per (kind, V) minus its resident set "

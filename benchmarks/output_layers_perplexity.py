@@ -7,9 +7,11 @@ no class model), so the figures differ only by the output layer. Evaluation is a
 normalized probability (shortlist: with the n-gram for the tail). Prints a markdown table with each
 layer's perplexity and seconds per epoch as ratios against full softmax, and writes it to --out.
 
-The ranking loss's scores have no probability scale, so a ranking run also gets a row "ranking,
-calibrated": the trained model's `RankingSoftmax.calibrate` fits one temperature on the validation
-split, and the test perplexity is evaluated again, exactly normalized, with it.
+The ranking loss's scores have no probability scale: the app calibrates a ranking run on the
+validation split (P(w | h) = softmax(beta a + gamma log unigram), `RankingSoftmax.calibrate`) and
+reports that perplexity as the run's. A ranking run gets two more rows, exactly normalized too: the
+plain softmax of its scores (uncalibrated), and one temperature fitted on the validation split
+(`calibrate(prior=False)`), the calibration without the unigram prior.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/output_layers_perplexity.md")
     parser.add_argument("--num-samples", type=int, help="sampled | nce | ranking (default: the preset's)")
     parser.add_argument("--proposal-power", type=float, help="sampled | nce | ranking (default: the preset's)")
+    parser.add_argument("--num-classes", type=int, help="hierarchical_classes (default: the layer's)")
+    parser.add_argument("--margin", type=float, help="ranking: the hinge's margin (default: the preset's)")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)
@@ -44,18 +48,25 @@ def main() -> None:
         for output in args.outputs.split(","):
             config = dataclasses.replace(language_config.quick(), output=output, epochs=args.epochs, mixture=False,
                                          class_ngram_classes=0, run_root=root)
-            sampling = {"num_samples": args.num_samples, "proposal_power": args.proposal_power}
+            sampling = {"num_samples": args.num_samples, "proposal_power": args.proposal_power,
+                        "ranking_margin": args.margin, "num_classes": args.num_classes}
             config = dataclasses.replace(config, **{k: v for k, v in sampling.items() if v is not None})
             start = time.perf_counter()
             metrics = LanguageApp().run("train", config)
-            rows.append((output, metrics[f"test_ppl_lstm_{output}"], metrics["train_seconds"] / args.epochs,
-                         time.perf_counter() - start))
-            print(f"  {output:>20}: test ppl {rows[-1][1]:8.2f}, {rows[-1][2]:6.1f} s/epoch", flush=True)
+            seconds = metrics["train_seconds"] / args.epochs
             if output == "ranking":
-                run_dir = max(Path(root).rglob("config.yaml"), key=lambda p: p.stat().st_mtime).parent
-                temperature, ppl = calibrated_test_perplexity(config, run_dir)
-                rows.append((f"ranking, calibrated (T = {temperature:.3f})", ppl, rows[-1][2], rows[-1][3]))
-                print(f"  {rows[-1][0]}: test ppl {ppl:8.2f}", flush=True)
+                rows.append(("ranking, uncalibrated softmax(a)", metrics["test_ppl_lstm_ranking_uncalibrated"],
+                             seconds, 0))
+                temperature, ppl = temperature_test_perplexity(config, Path(metrics["run_dir"]))
+                rows.append((f"ranking, one temperature (T = {temperature:.3f})", ppl, seconds, 0))
+                beta, gamma = metrics["ranking_calibration"].values()
+                output = f"ranking, calibrated softmax(beta a + gamma log u) (beta = {beta:.3f}, gamma = {gamma:.3f})"
+                for row in rows[-2:]:
+                    print(f"  {row[0]}: test ppl {row[1]:8.2f}", flush=True)
+            if output == "hierarchical_classes":
+                output += f" ({args.num_classes or 'default'} classes)"
+            rows.append((output, metrics[f"test_ppl_lstm_{config.output}"], seconds, time.perf_counter() - start))
+            print(f"  {output:>20}: test ppl {rows[-1][1]:8.2f}, {rows[-1][2]:6.1f} s/epoch", flush=True)
     full_ppl, full_time = next(((p, t) for o, p, t, _ in rows if o == "full"), (None, None))
     lines = ["| output | test ppl | ppl / full | s per epoch | speed-up vs full |", "|---|---|---|---|---|"]
     for output, ppl, seconds, _ in rows:
@@ -64,31 +75,24 @@ def main() -> None:
         lines.append(f"| {output} | {ppl:.2f} | {ratio} | {seconds:.0f} | {speed} |")
     report = (f"$ {command}\n\nKJV (vocab_min_count=2), LSTM 256, embeddings 128, batch 64, AdamW 3e-3 warm-up "
               f"cosine, {args.epochs} epoch(s), num_samples {config.num_samples}, proposal_power "
-              f"{config.proposal_power}, 2 CPU cores.\n\n" + "\n".join(lines) + "\n")
+              f"{config.proposal_power}, ranking margin {config.ranking_margin}, 2 CPU cores.\n\n"
+              + "\n".join(lines) + "\n")
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
 
 
-def calibrated_test_perplexity(config, run_dir: Path) -> tuple[float, float]:
-    """(T, test perplexity) of a ranking run after fitting its temperature on the validation split."""
-    import numpy as np
-
+def temperature_test_perplexity(config, run_dir: Path) -> tuple[float, float]:
+    """(T, test perplexity) of a ranking run with one temperature fitted on the validation split
+    instead of the app's (beta, gamma)."""
     from dlsuite.apps.language import data, inference, train
     from dlsuite.apps.language.app import LanguageApp
     from dlsuite.apps.language.mixture import perplexity
 
     _, splits, _ = train.prepare(config, run_dir, vocab=data.load_vocabulary(run_dir))
     model = LanguageApp().load_model(run_dir)
-    hidden, targets, valid = [], [], splits["valid"]
-    for start, (inputs, batch_targets) in zip(range(0, len(valid), 64), data.ordered_batches(valid, 64), strict=True):
-        lengths = np.array([len(s) + 1 for s in valid[start : start + 64]])  # words and </s>
-        real = np.arange(inputs.shape[1])[None, :] < lengths[:, None]  # [B, T], no padding
-        hidden.append(np.asarray(model(inputs))[real])  # [n, H]
-        targets.append(batch_targets[real])
-    output = model.vocabulary_output
-    temperature = output.calibrate(np.concatenate(hidden), np.concatenate(targets))
-    return temperature, perplexity(inference.neural_token_log_probs(model, splits["test"]))
+    calibration = model.vocabulary_output.calibrate(*inference.hidden_states(model, splits["valid"]), prior=False)
+    return 1 / calibration["beta"], perplexity(inference.neural_token_log_probs(model, splits["test"]))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ class LanguageConfig(TrainConfig):
     # Settings a trained model fixes: `--from` commands refuse to change them.
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "tokenizer", "vocab_min_count", "vocab_max_size", "subword_vocab_size", "model", "window", "embedding_dim",
-        "hidden_dim", "num_layers", "dropout", "output", "shortlist_size", "num_samples", "proposal_power")
+        "hidden_dim", "num_layers", "dropout", "output", "shortlist_size", "num_classes", "num_samples",
+        "proposal_power", "ranking_margin")
     # === Data ===
     corpus: str = option("kjv", "kjv | text:<file or folder> | tfds:<name> (e.g. tfds:lm1b)")
     text_format: Literal["lines", "running"] = option("lines", "text corpora: one sentence per line, or running text split at . ! ?")
@@ -46,8 +47,10 @@ class LanguageConfig(TrainConfig):
     dropout: float = option(0.2, "dropout on embeddings and hidden states")
     output: OutputKind = option("full", "large-vocabulary output layer")
     shortlist_size: int = option(2000, "shortlist: words the network models; the n-gram covers the rest")
+    num_classes: int = option(0, "hierarchical_classes: classes of the tree (0 = the layer's default, 4 sqrt|V|)")
     num_samples: int = option(256, "sampled | nce | ranking: negative samples per step")
     proposal_power: float = option(0.75, "sampled | nce | ranking: proposal q ∝ count ** power")
+    ranking_margin: float = option(3.0, "ranking: the score gap the hinge asks of the target (eq. 12.19; 3 was best on the KJV, BENCHMARKS.md)")
     # === Evaluation, generation ===
     mixture: bool = option(True, "evaluate the neural + n-gram mixture (weight tuned on validation)")
     temperature: float = option(1.0, "generation: softmax temperature")
@@ -70,7 +73,9 @@ class LanguageConfig(TrainConfig):
             (min(self.embedding_dim, self.hidden_dim, self.num_layers) >= 1, "embedding_dim, hidden_dim, num_layers must be >= 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.shortlist_size >= 2, "shortlist_size must be >= 2"),
+            (self.num_classes >= 0, "num_classes must be >= 0 (0 = the layer's default)"),
             (self.num_samples >= 1, "num_samples must be >= 1"),
+            (self.ranking_margin > 0, "ranking_margin must be > 0"),
             (self.max_length >= 2, "max_length must be >= 2"),
             (self.temperature > 0, "temperature must be > 0"),
             (self.top_k >= 0 and self.max_words >= 1, "top_k must be >= 0 and max_words >= 1"),

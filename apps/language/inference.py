@@ -16,6 +16,7 @@ from dlsuite.apps.language import data, ngrams, report
 from dlsuite.apps.language.mixture import mix, perplexity, tune_mixture
 from dlsuite.apps.language.model import LanguageModel
 from dlsuite.pipelines.text import normalize
+from dlsuite.shared.layers.vocabulary_outputs import RankingSoftmax
 
 
 def neural_token_log_probs(model: LanguageModel, sentences, ngram=None, batch_size: int = 64) -> np.ndarray:
@@ -38,6 +39,34 @@ def neural_token_log_probs(model: LanguageModel, sentences, ngram=None, batch_si
     return np.concatenate(out)
 
 
+def hidden_states(model: LanguageModel, sentences, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The hidden state before every word and </s> of every sentence, [n, H], and that token, [n]."""
+    hidden, targets = [], []
+    for start, (inputs, batch_targets) in zip(range(0, len(sentences), batch_size),
+                                              data.ordered_batches(sentences, batch_size), strict=True):
+        lengths = np.array([len(s) + 1 for s in sentences[start : start + batch_size]])  # words and </s>
+        real = np.arange(inputs.shape[1])[None, :] < lengths[:, None]  # [B, T], no padding
+        hidden.append(np.asarray(model(inputs))[real])
+        targets.append(batch_targets[real])
+    return np.concatenate(hidden), np.concatenate(targets)
+
+
+def uncalibrated_ranking_figures(model: LanguageModel, test_sentences, name: str) -> dict:
+    """A ranking output's perplexity (`name`) is that of its calibrated softmax (RankingSoftmax);
+    this adds the plain softmax of its scores (beta = 1, gamma = 0) and says so."""
+    output = model.vocabulary_output
+    calibration = output.calibration
+    output.set_calibration()
+    try:
+        uncalibrated = perplexity(neural_token_log_probs(model, test_sentences))
+    finally:
+        output.set_calibration(**calibration)
+    note = (f"{name}: exactly normalized softmax(beta a + gamma log unigram) of the ranking scores a, "
+            f"(beta, gamma) = ranking_calibration fitted on the validation split; "
+            f"{name}_uncalibrated: softmax(a)")
+    return {f"{name}_uncalibrated": uncalibrated, "ranking_calibration": calibration, "ranking_perplexity_note": note}
+
+
 def evaluate_all(config, model, ngram, splits, run_dir: Path, class_ngram=None, trigram=None) -> dict:
     """Test perplexity of the n-gram(s), the neural model and their mixture (weight tuned on valid)."""
     metrics = {}
@@ -50,7 +79,10 @@ def evaluate_all(config, model, ngram, splits, run_dir: Path, class_ngram=None, 
     if model is None:
         return metrics
     test_nn = neural_token_log_probs(model, splits["test"], ngram)
-    metrics[f"test_ppl_{config.model}_{config.output}"] = perplexity(test_nn)
+    name = f"test_ppl_{config.model}_{config.output}"
+    metrics[name] = perplexity(test_nn)
+    if isinstance(model.vocabulary_output, RankingSoftmax):
+        metrics |= uncalibrated_ranking_figures(model, splits["test"], name)
     if config.mixture:
         valid_nn = neural_token_log_probs(model, splits["valid"], ngram)
         weight = tune_mixture(valid_nn, ngram.token_log_probs(splits["valid"]))

@@ -104,10 +104,13 @@ def build_language_model(config, vocab_size: int, counts) -> LanguageModel:
     options = {}
     if config.output == "shortlist":
         options["shortlist_size"] = min(config.shortlist_size, vocab_size - 1)
+    if config.output == "hierarchical_classes" and config.num_classes:
+        options["num_classes"] = min(config.num_classes, vocab_size)
     if config.output in ("sampled", "nce", "ranking"):
         options["num_samples"] = min(config.num_samples, vocab_size - 1)
-    if config.output in ("sampled", "nce"):
         options["proposal_power"] = config.proposal_power
+    if config.output == "ranking":
+        options["margin"] = config.ranking_margin
     model = LanguageModel(vocab_size, counts, body=config.model, embedding_dim=config.embedding_dim,
                           hidden_dim=config.hidden_dim, num_layers=config.num_layers, window=config.window,
                           dropout=config.dropout, output_kind=config.output, output_options=options)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dlsuite.apps.language import data, ngrams
+from dlsuite.apps.language import data, inference, ngrams
+from dlsuite.shared.layers.vocabulary_outputs import RankingSoftmax
 from dlsuite.shared.runs import atomic_write_json
-from dlsuite.shared.training import fit_model
+from dlsuite.shared.training import fit_model, save_model_atomic
 
 
 def prepare(config, run_dir: Path, vocab=None):
@@ -36,7 +37,21 @@ def build_ngrams(config, vocab, splits, run_dir: Path) -> tuple[dict, tuple]:
 
 
 def fit(model, config, splits, batch: int, run_dir: Path) -> dict:
-    """Fits the neural LM on length-bucketed sentences (the model computes its own loss)."""
+    """Fits the neural LM on length-bucketed sentences (the model computes its own loss); a ranking
+    output is then calibrated on the validation split."""
     train_ds = data.sentence_dataset(splits["train"], batch, config.max_length, shuffle=True, seed=config.seed)
     valid_ds = data.sentence_dataset(splits["valid"], batch, config.max_length, shuffle=False)
-    return fit_model(model, config, train_ds, valid_ds, run_dir)
+    figures = fit_model(model, config, train_ds, valid_ds, run_dir)
+    if isinstance(model.vocabulary_output, RankingSoftmax):
+        figures |= calibrate_ranking(model, splits["valid"], run_dir)
+    return figures
+
+
+def calibrate_ranking(model, sentences, run_dir: Path) -> dict:
+    """Fits the ranking output's P(w | h) = softmax(beta a + gamma log unigram) on `sentences`
+    (the hinge of eq. 12.19 gives scores without a probability scale: RankingSoftmax) and saves
+    model.keras again, with the two numbers among its weights."""
+    hidden, targets = inference.hidden_states(model, sentences)
+    calibration = model.vocabulary_output.calibrate(hidden, targets)
+    save_model_atomic(model, run_dir / "model.keras")
+    return {"ranking_calibration": calibration}

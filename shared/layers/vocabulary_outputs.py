@@ -11,11 +11,13 @@ states `[..., H]` into word probabilities another way, behind one interface:
 - `FullSoftmax`: softmax(h W^T + b), the baseline (12.8-12.9).
 - `ShortlistSoftmax` (12.10): the frequent words plus one "tail" unit; the caller's n-gram
   supplies P(w | C, w in tail).
-- `HierarchicalSoftmax` (12.11-12.12): a two-level frequency-binned class tree (about sqrt|V|
-  classes) or a binary Huffman tree; exact, O(sqrt|V|) or O(log|V|) output vectors per token.
+- `HierarchicalSoftmax` (12.11-12.12): a two-level tree of equal-size classes of words in
+  frequency order (about sqrt|V| classes, one padded block of vectors each) or a binary Huffman
+  tree; exact, O(sqrt|V|) or O(log|V|) output vectors per token.
 - `SampledSoftmax` (12.13-12.18), `NoiseContrastiveSoftmax`, `RankingSoftmax` (12.19): trained
   on the target plus m words sampled from a unigram proposal, evaluated with the exact softmax of
-  the same [V, H] weights, so their perplexities compare with the others'.
+  the same [V, H] weights, so their perplexities compare with the others' (the ranking scores
+  after a two-number calibration fitted on held-out data, `RankingSoftmax.calibrate`).
 
 Word ids are vocabulary ids, ordered by decreasing frequency (the shortlist relies on it);
 `counts` are unigram training counts per id (the trees and the proposals are built from them).
@@ -62,19 +64,21 @@ def _check_counts(counts, vocab_size: int) -> np.ndarray:
         )
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         raise ValueError("counts must be finite and non-negative (they are unigram counts).")
+    if not np.any(counts > 0):
+        raise ValueError(
+            "counts are all zero: the trees and the sampling proposals are built from the "
+            "training unigram counts, and these say no word was ever seen."
+        )
     return counts
 
 
 def _smoothed(counts: np.ndarray) -> np.ndarray:
-    """Counts with zeros raised to half the smallest positive count (all ones if none is positive).
+    """Counts with zeros raised to half the smallest positive count.
 
     A word unseen in training still needs q(w) > 0: as a target its importance correction
     -log(m q) would be infinite, and it could never be pushed down as a negative.
     """
-    positive = counts[counts > 0]
-    if positive.size == 0:
-        return np.ones_like(counts)
-    return np.where(counts > 0, counts, positive.min() / 2)
+    return np.where(counts > 0, counts, counts[counts > 0].min() / 2)
 
 
 def _flatten(hidden, targets=None):
@@ -339,6 +343,13 @@ class ShortlistSoftmax(_AffineSoftmax):
 
 
 # === Trees for the hierarchical softmax ===
+def _glorot_rows(shape, dtype=None):
+    """Glorot-uniform for a [..., H] table as if it were [rows, H] (a [C, S, H] block table
+    gets the scale of the [C S, H] matrix, not Keras' convolution-kernel fans)."""
+    rows = int(np.prod(shape[:-1]))
+    return tf.reshape(keras.initializers.GlorotUniform()((rows, shape[-1]), dtype), shape)
+
+
 def huffman_codes(counts):
     """A binary Huffman tree over the word counts (eq. 12.12's tree, as in word2vec).
 
@@ -376,57 +387,61 @@ def huffman_codes(counts):
     return paths, codes, lengths
 
 
-def frequency_classes(counts, num_classes: int):
-    """Frequency binning (Mikolov et al. 2011): each class holds about the same unigram mass.
+def balanced_classes(counts, num_classes: int):
+    """Words sorted by decreasing count, cut into `num_classes` consecutive runs of equal size.
 
-    Words sorted by decreasing count are cut into `num_classes` consecutive runs. Each cut is
-    placed where the run reaches its share of the mass still unassigned, so a single very frequent
-    word takes a class of its own without starving the classes after it; every class gets at
-    least one word. Frequent words land in small classes, rare words in large ones, and the
-    expected class size under the unigram distribution is about |V| / num_classes or less.
+    The runs differ in size by one word at most (the first `|V| mod num_classes` hold one more),
+    so every class fits one padded block of ceil(|V| / num_classes) slots. Frequency binning
+    (Mikolov et al. 2011: classes of equal unigram mass) would give the rare words classes of
+    thousands of members at |V| = 200k, and one such class in a batch costs as much as hundreds
+    of small ones; with equal sizes a token always costs one block. Keeping the frequency order
+    still puts the frequent words together, so the class softmax learns the frequency band and
+    the within-class softmax the word.
 
-    Returns `(order, sizes)`: word ids in class order (classes are contiguous runs of `order`)
-    and the number of words of each class.
+    Returns `(word_class, word_slot)`: each word's class and its position in the class's block.
     """
     counts = _smoothed(np.asarray(counts, np.float64))
-    order = np.argsort(-counts, kind="stable")
-    cumulative = np.cumsum(counts[order])
-    vocab_size, start, sizes = len(counts), 0, []
-    for k in range(num_classes):
-        left = num_classes - k
-        if left == 1:
-            end = vocab_size
-        else:
-            before = cumulative[start - 1] if start else 0.0
-            share = before + (cumulative[-1] - before) / left
-            # The word whose count crosses the share stays in this class (as in Mikolov's code).
-            end = int(np.searchsorted(cumulative, share * (1 - 1e-12))) + 1
-            end = min(max(end, start + 1), vocab_size - (left - 1))
-        sizes.append(end - start)
-        start = end
-    return order.astype(np.int32), np.array(sizes, np.int32)
+    vocab_size = len(counts)
+    order = np.argsort(-counts, kind="stable")  # word ids by decreasing count
+    sizes = np.full(num_classes, vocab_size // num_classes)
+    sizes[: vocab_size % num_classes] += 1
+    word_class, word_slot = np.empty(vocab_size, np.int32), np.empty(vocab_size, np.int32)
+    word_class[order] = np.repeat(np.arange(num_classes, dtype=np.int32), sizes)
+    word_slot[order] = np.arange(vocab_size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return word_class, word_slot
+
+
+CLASSES_PER_SQRT_V = 4  # the class tree's default C = 4 sqrt|V| (see HierarchicalSoftmax)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
     """Hierarchical softmax, eqs. 12.11-12.12: P(w | h) = the product of the decisions on w's path.
 
-    `tree="classes"`: a depth-2 tree, words binned into about sqrt|V| classes by frequency
-    (`frequency_classes`), P(w | h) = P(c(w) | h) P(w | c(w), h) with a softmax over the classes
-    and a softmax over the words of c(w). `tree="huffman"`: a binary Huffman tree built from the
-    counts (`huffman_codes`), P(w | h) = prod_k sigmoid(s_k (h . v_k + b_k)) over the internal
-    nodes k on w's path, s_k = +1 for branch 1 and -1 for branch 0; O(log |V|) per token.
+    `tree="classes"`: a depth-2 tree, P(w | h) = P(c(w) | h) P(w | c(w), h) with a softmax over
+    C classes and a softmax over the words of c(w). The classes are runs of the words in
+    frequency order, all of the same size S = ceil(|V| / C) (`balanced_classes`), and the word
+    vectors are stored as one padded block per class, `node_kernel` [C, S, H]: a token gathers
+    its class's block whole, O(C + S) = O(sqrt|V|) vectors, whatever its class. C = S = sqrt|V|
+    minimizes C + S per token, but in a batch the C class scores are one dense product shared by
+    all tokens, while every distinct class in the batch costs its S vectors in the gather and in
+    a lazy optimizer's update; so C defaults to 4 sqrt|V| (S = sqrt|V| / 4), which at |V| = 200k
+    steps 2.3x faster than C = sqrt|V| (BENCHMARKS.md). `tree="huffman"`:
+    a binary Huffman tree built from the counts (`huffman_codes`), P(w | h) = prod_k
+    sigmoid(s_k (h . v_k + b_k)) over the internal nodes k on w's path, s_k = +1 for branch 1 and
+    -1 for branch 0; O(log |V|) per token.
 
     Both are exactly normalized. `log_prob` and `training_loss` gather only the target's class
     block or path nodes, so a training step never touches all |V| output vectors (the gradient of
-    the [V, H] matrices is an IndexedSlices of those rows); `log_probs` computes all of them.
+    the node matrices is an IndexedSlices of those blocks or rows); `log_probs` computes all.
 
     Args:
         vocab_size: int >= 2. |V|.
         counts: unigram count per word id, length |V|, or None to set them later (`set_counts`,
             or a `.keras` file's assets: they are not in the config).
         tree: "classes" or "huffman".
-        num_classes: int or None. Classes of the class tree; defaults to round(sqrt|V|).
+        num_classes: int or None. Classes C of the class tree; defaults to
+            min(|V|, round(4 sqrt|V|)).
 
     Example:
     >>> output = HierarchicalSoftmax(50_000, counts, tree="huffman")
@@ -438,7 +453,7 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         if tree not in ("classes", "huffman"):
             raise ValueError(f"tree must be 'classes' or 'huffman', got {tree!r}.")
         self.tree = tree
-        # Ragged/sparse gathers with data-dependent sizes: XLA cannot compile them.
+        # The Huffman tree's sparse product and the trees' IndexedSlices gradients stay out of XLA.
         self.supports_jit = False
         if tree == "huffman":
             if num_classes is not None:
@@ -447,7 +462,8 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
                 )
             self.num_classes = None
         else:
-            self.num_classes = int(num_classes or max(1, round(math.sqrt(self.vocab_size))))
+            default = min(self.vocab_size, round(CLASSES_PER_SQRT_V * math.sqrt(self.vocab_size)))
+            self.num_classes = int(num_classes or default)
             if not 1 <= self.num_classes <= self.vocab_size:
                 raise ValueError(
                     f"num_classes must be in [1, vocab_size={self.vocab_size}], got {num_classes}."
@@ -462,16 +478,30 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         else:
             self._init_classes()
 
+    @property
+    def class_size(self) -> int:
+        """S, the slots of each class's block: ceil(|V| / num_classes)."""
+        return -(-self.vocab_size // self.num_classes)
+
     def _init_classes(self):
-        order, sizes = frequency_classes(self.counts, self.num_classes)
-        self.class_sizes = sizes
-        word_class = np.empty(self.vocab_size, np.int32)
-        word_class[order] = np.repeat(np.arange(self.num_classes, dtype=np.int32), sizes)
-        self.word_class = word_class
-        self._order = _eager_constant(order, tf.int32)
-        self._word_class = _eager_constant(word_class, tf.int32)
-        self._class_start = _eager_constant(np.cumsum(sizes) - sizes, tf.int32)
-        self._class_size = _eager_constant(sizes, tf.int32)
+        self.word_class, self.word_slot = balanced_classes(self.counts, self.num_classes)
+        self._word_class = _eager_constant(self.word_class, tf.int32)
+        self._word_slot = _eager_constant(self.word_slot, tf.int32)
+        # Flat block position c S + j of each word, and -inf on the empty slots (one at most, at
+        # the end of the smaller classes) so that they get no probability.
+        self._word_position = _eager_constant(self.word_class * self.class_size + self.word_slot, tf.int32)
+        filled = np.zeros((self.num_classes, self.class_size), bool)
+        filled[self.word_class, self.word_slot] = True
+        self._slot_mask = _eager_constant(np.where(filled, 0.0, -np.inf), tf.float32)
+        # The biases' initial values: the unigram model, log u(c) and log u(w | c), so that an
+        # untrained tree predicts the (smoothed) unigram distribution. Equal-size classes in
+        # frequency order hold very unequal mass (the first, the commonest words, about half of
+        # it), which zero biases would start as uniform (KJV, 1 epoch: 135 instead of ..).
+        unigram = _smoothed(self.counts) / _smoothed(self.counts).sum()
+        class_mass = np.bincount(self.word_class, unigram, self.num_classes)
+        self.class_log_prior = np.log(class_mass)  # [C]
+        self.slot_log_prior = np.zeros((self.num_classes, self.class_size))  # [C, S]
+        self.slot_log_prior[self.word_class, self.word_slot] = np.log(unigram / class_mass[self.word_class])
 
     def _init_huffman(self):
         paths, codes, lengths = huffman_codes(_smoothed(self.counts))
@@ -490,19 +520,32 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         if self.built:
             return
         hidden = int(input_shape[-1])
-        # classes: one vector per word (scored within its class); huffman: one per internal node.
-        rows = self.vocab_size if self.tree == "classes" else self.vocab_size - 1
+        # classes: one vector per word slot, a [S, H] block per class (scored within the class);
+        # huffman: one vector per internal node.
+        rows = (self.num_classes, self.class_size) if self.tree == "classes" else (self.vocab_size - 1,)
         self.node_kernel = self.add_weight(
-            name="node_kernel", shape=(rows, hidden), initializer="glorot_uniform"
+            name="node_kernel", shape=(*rows, hidden), initializer=_glorot_rows
         )
-        self.node_bias = self.add_weight(name="node_bias", shape=(rows,), initializer="zeros")
+        self.node_bias = self.add_weight(
+            name="node_bias", shape=rows, initializer=self._prior_initializer("slot_log_prior")
+        )
         if self.tree == "classes":
             self.class_kernel = self.add_weight(
                 name="class_kernel", shape=(self.num_classes, hidden), initializer="glorot_uniform"
             )
             self.class_bias = self.add_weight(
-                name="class_bias", shape=(self.num_classes,), initializer="zeros"
+                name="class_bias",
+                shape=(self.num_classes,),
+                initializer=self._prior_initializer("class_log_prior"),
             )
+
+    def _prior_initializer(self, name):
+        """The class tree's biases start at the unigram model (see `_init_classes`); the Huffman
+        tree's, and a layer without counts yet (`from_config`: weights to be loaded), at 0."""
+        if self.tree != "classes" or self.counts is None:
+            return "zeros"
+        value = getattr(self, name)
+        return lambda shape, dtype=None: tf.constant(value, dtype or tf.float32)
 
     # --- exact log P(target): only the target's class block or path ---
     def log_prob(self, hidden, targets):
@@ -516,24 +559,16 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         return _like_targets(out, targets)
 
     def _class_log_prob(self, hidden, targets):
-        target_class = tf.gather(self._word_class, targets)
+        """log P(c(y) | h) + log P(y | c(y), h) (eq. 12.11 with a depth-2 tree), flat [N]."""
+        target_class = tf.gather(self._word_class, targets)  # [N]
         class_logits = tf.matmul(hidden, self.class_kernel, transpose_b=True) + self.class_bias
-        class_lp = tf.gather(tf.nn.log_softmax(class_logits), target_class, batch_dims=1)
-        # Classes differ in size by orders of magnitude under frequency binning (the rare-word
-        # classes are the large ones), so padding every token to the largest class would cost far
-        # more than the expected sqrt|V|. Instead, one flat run of (token, member) pairs.
-        sizes = tf.gather(self._class_size, target_class)  # [N]
-        token = tf.repeat(tf.range(tf.shape(targets)[0]), sizes)  # [M], sorted
-        offset = tf.range(tf.reduce_sum(sizes)) - tf.gather(tf.cumsum(sizes, exclusive=True), token)
-        starts = tf.gather(self._class_start, target_class)  # [N]: where the class begins in _order
-        member = tf.gather(self._order, tf.gather(starts, token) + offset)  # [M] word ids
-        member_logits = tf.reduce_sum(
-            tf.gather(hidden, token) * tf.gather(self.node_kernel, member), -1
-        ) + tf.gather(self.node_bias, member)
-        normalizer = _segment_logsumexp(member_logits, token, tf.shape(targets)[0])
-        target_logit = tf.reduce_sum(hidden * tf.gather(self.node_kernel, targets), -1)
-        target_logit += tf.gather(self.node_bias, targets)
-        return class_lp + target_logit - normalizer
+        class_lp = tf.gather(tf.nn.log_softmax(class_logits), target_class, batch_dims=1)  # [N]
+        # The target's class block, gathered whole: its gradient is an IndexedSlices of N blocks.
+        blocks = tf.gather(self.node_kernel, target_class)  # [N, S, H]
+        word_logits = tf.linalg.matvec(blocks, hidden)  # [N, S]
+        word_logits += tf.gather(self.node_bias + self._slot_mask, target_class)
+        word_lp = tf.nn.log_softmax(word_logits)  # [N, S], -inf on empty slots
+        return class_lp + tf.gather(word_lp, tf.gather(self._word_slot, targets), batch_dims=1)
 
     def _huffman_log_prob(self, hidden, targets):
         nodes = tf.gather(self._paths, targets)  # [N, D]; padding steps have sign 0
@@ -556,16 +591,13 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
     def _class_log_probs(self, hidden):
         class_logits = tf.matmul(hidden, self.class_kernel, transpose_b=True) + self.class_bias
         class_lp = tf.nn.log_softmax(class_logits)  # [N, C]
-        logits = tf.matmul(hidden, self.node_kernel, transpose_b=True) + self.node_bias  # [N, V]
-        by_word = tf.transpose(logits)  # [V, N]: segment ops reduce the leading axis
-        peak = tf.math.unsorted_segment_max(by_word, self._word_class, self.num_classes)
-        shifted = tf.exp(by_word - tf.gather(peak, self._word_class))
-        normalizer = (
-            tf.math.log(tf.math.unsorted_segment_sum(shifted, self._word_class, self.num_classes))
-            + peak
-        )  # [C, N]: log-sum-exp within each class
-        offsets = tf.gather(tf.transpose(class_lp) - normalizer, self._word_class)  # [V, N]
-        return tf.transpose(by_word + offsets)
+        slots = self.num_classes * self.class_size
+        kernel = tf.reshape(self.node_kernel, [slots, -1])  # [C S, H]
+        logits = tf.matmul(hidden, kernel, transpose_b=True)  # [N, C S]
+        logits = tf.reshape(logits, [-1, self.num_classes, self.class_size])  # [N, C, S]
+        word_lp = tf.nn.log_softmax(logits + self.node_bias + self._slot_mask)  # within each class
+        by_slot = tf.reshape(word_lp + class_lp[:, :, None], [-1, slots])  # [N, C S]
+        return tf.gather(by_slot, self._word_position, axis=1)  # [N, V]
 
     def _huffman_log_probs(self, hidden):
         z = tf.matmul(hidden, self.node_kernel, transpose_b=True) + self.node_bias  # [N, V-1]
@@ -580,15 +612,6 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
 
     def get_config(self):
         return {**super().get_config(), "tree": self.tree, "num_classes": self.num_classes}
-
-
-def _segment_logsumexp(values, segment_ids, num_segments):
-    """log sum exp of `values` per segment, shifted by the segment's max for stability."""
-    peak = tf.stop_gradient(tf.math.unsorted_segment_max(values, segment_ids, num_segments))
-    total = tf.math.unsorted_segment_sum(
-        tf.exp(values - tf.gather(peak, segment_ids)), segment_ids, num_segments
-    )
-    return tf.math.log(total) + peak
 
 
 # === Sampled training objectives, exact evaluation ===
@@ -628,9 +651,20 @@ class _SampledOutput(_UnigramCounts, FullSoftmax):
 
     def _use_counts(self):
         smoothed = _smoothed(self.counts)
-        weights = smoothed**self.proposal_power
-        self.proposal = weights / weights.sum()  # q, for inspection and tests
-        self._unigrams = smoothed.tolist()
+        # q in float64 from the largest count down, so that a high power cannot overflow.
+        with np.errstate(under="ignore"):
+            weights = (smoothed / smoothed.max()) ** self.proposal_power
+        proposal = weights / weights.sum()
+        unsampled = int(np.sum(proposal.astype(np.float32) == 0))
+        if unsampled:
+            raise ValueError(
+                f"the proposal gives {unsampled} of {self.vocab_size} words probability 0 "
+                f"(q proportional to count ** proposal_power={self.proposal_power:g} underflows): "
+                "they could never be sampled and their -log(m q) correction is infinite. "
+                "Use a smaller proposal_power (0.75 and 1.0 are the usual ones)."
+            )
+        self.proposal = proposal  # q, for inspection and tests
+        self._proposal_list = proposal.tolist()  # the sampler's weights (normalized already)
         self.log_unigram = np.log(smoothed / smoothed.sum())  # [V], the bias's initial value
 
     def _bias_initializer(self):
@@ -653,8 +687,8 @@ class _SampledOutput(_UnigramCounts, FullSoftmax):
             num_sampled=self.num_samples,
             unique=False,
             range_max=self.vocab_size,
-            distortion=self.proposal_power,
-            unigrams=self._unigrams,
+            distortion=1.0,  # the power is in q already
+            unigrams=self._proposal_list,
         )
 
     def training_loss(self, hidden, targets):
@@ -760,12 +794,20 @@ class RankingSoftmax(_SampledOutput):
     """Ranking (hinge) loss, eq. 12.19: L = sum_i max(0, margin - a_y + a_i) over sampled negatives.
 
     The negatives i are m words drawn from q, the target excluded (a sample equal to the target
-    contributes nothing). The scores a = h W^T + b are the full softmax's logits, so `log_probs`
-    is their exact softmax; the loss only asks the target to outscore the negatives by the margin,
-    so the scale of the scores, and with it these probabilities, is arbitrary. `calibrate` fits
-    one temperature T on held-out data (the T minimizing the exact NLL of softmax(a / T)); the
-    exact `log_probs` and `log_prob` then use a / T. Training ignores T.
-    Hand-written: neither Keras nor TensorFlow provides a sampled ranking loss.
+    contributes nothing). The scores a = h W^T + b are trained only to put the target above the
+    sampled words by the margin: their scale is arbitrary, and a word's score stays relative to
+    how often it is drawn as a negative (like other sampled losses, the scores learn something
+    closer to log P(w | h) - log q(w) than to log P(w | h)). So the exact probabilities are a
+    calibrated softmax of the scores,
+
+        P(w | h) = softmax_w(beta a_w + gamma log u_w)       u: the smoothed unigram distribution
+
+    with two scalars fitted on held-out data by `calibrate` (minimizing the exact NLL): beta
+    rescales the scores, gamma puts back the unigram prior that the comparison with q-drawn
+    negatives removed. Before calibration beta = 1, gamma = 0 (the plain softmax of the scores).
+    They are non-trainable weights (`score_scale`, `prior_scale`), so a `.keras` file and a
+    SavedModel keep them, and graphs traced before `calibrate` read the new values. Training
+    ignores them. Hand-written: neither Keras nor TensorFlow provides a sampled ranking loss.
 
     Args:
         vocab_size: int >= 2. |V|.
@@ -773,56 +815,101 @@ class RankingSoftmax(_SampledOutput):
         num_samples: int in [1, |V|). m negatives per step, shared by the batch.
         margin: float > 0. The score gap asked for. Defaults to 1.0.
         proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
-        temperature: float > 0. T in the evaluated softmax(a / T), set by `calibrate`.
-            Defaults to 1.0.
 
     Example:
     >>> output = RankingSoftmax(50_000, counts, num_samples=64, margin=1.0)
-    >>> output.calibrate(validation_hidden, validation_targets)   # before tracing evaluation
+    >>> output.calibrate(validation_hidden, validation_targets)   # {"beta": ..., "gamma": ...}
+    >>> log_probs = output(hidden)                                 # calibrated, exact
     """
 
-    def __init__(
-        self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, temperature=1.0,
-        **kwargs,
-    ):
+    def __init__(self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, **kwargs):
         super().__init__(vocab_size, counts, num_samples, proposal_power, **kwargs)
         if not np.isfinite(margin) or margin <= 0:
             raise ValueError(f"margin must be finite and > 0, got {margin}.")
-        if not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be finite and > 0, got {temperature}.")
-        self.margin, self.temperature = float(margin), float(temperature)
+        self.margin = float(margin)
+
+    def _use_counts(self):
+        super()._use_counts()
+        self._log_unigram = _eager_constant(self.log_unigram, tf.float32)
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        super().build(input_shape)
+        self.score_scale = self.add_weight(
+            name="score_scale", shape=(), initializer="ones", trainable=False
+        )
+        self.prior_scale = self.add_weight(
+            name="prior_scale", shape=(), initializer="zeros", trainable=False
+        )
 
     def _logits(self, flat):
-        return super()._logits(flat) / self.temperature
+        self._require_counts()
+        return self.score_scale * super()._logits(flat) + self.prior_scale * self._log_unigram
 
-    def calibrate(self, hidden, targets, max_iterations=30, chunk_size=4096) -> float:
-        """Sets `temperature` to the T minimizing the exact mean NLL of softmax(a / T) on
-        (held-out) hidden states [..., H] and their targets [...], and returns it.
+    @property
+    def calibration(self) -> dict:
+        """The calibration in use: {"beta": score scale, "gamma": weight of log u}."""
+        return {"beta": float(self.score_scale.numpy()), "gamma": float(self.prior_scale.numpy())}
 
-        The NLL is convex in beta = 1 / T (d/dbeta = E_p[a] - a_y, d2/dbeta2 = Var_p[a]), so a
-        few Newton steps on beta find it; each is one pass over the data, `chunk_size` tokens
-        of [chunk, V] scores at a time. T is a Python float: graphs traced before keep the old T,
-        so calibrate before tracing or exporting the evaluation.
+    def set_calibration(self, beta=1.0, gamma=0.0) -> None:
+        """Sets P(w | h) = softmax(beta a + gamma log u); (1, 0) is the uncalibrated softmax."""
+        self.score_scale.assign(float(beta))
+        self.prior_scale.assign(float(gamma))
+
+    def calibrate(self, hidden, targets, prior=True, max_iterations=30, chunk_size=4096) -> dict:
+        """Fits (beta, gamma) to minimize the exact mean NLL of softmax(beta a + gamma log u) on
+        held-out hidden states [..., H] and their targets [...], sets them and returns them.
+        `prior=False` fits beta alone (one temperature, 1 / beta), with gamma = 0.
+
+        The NLL is convex in theta = (beta, gamma): with features f_w = (a_w, log u_w), its
+        gradient is E_p[f] - f_y and its Hessian Cov_p[f] (p the calibrated softmax), so Newton
+        steps find it, halved back whenever the NLL rises. Each step is one pass over the data,
+        `chunk_size` tokens of [chunk, V] scores at a time.
         """
         self._ensure_built(hidden)
+        self._require_counts()
         flat, flat_targets = _flatten(hidden, targets)
-        beta = 1.0
+        theta = np.array([1.0, 0.0]) if prior else np.array([1.0])
+        best = (np.inf, theta)
         for _ in range(max_iterations):
-            slope = curvature = 0.0
-            for start in range(0, int(flat.shape[0]), chunk_size):
-                scores = super()._logits(flat[start : start + chunk_size])  # [n, V], T = 1
-                p = tf.nn.softmax(beta * scores)
-                mean = tf.reduce_sum(p * scores, -1)  # [n]
-                spread = tf.reduce_sum(p * tf.square(scores - mean[:, None]), -1)
-                target = tf.gather(scores, flat_targets[start : start + chunk_size], batch_dims=1)
-                slope += float(tf.reduce_sum(mean - target))
-                curvature += float(tf.reduce_sum(spread))
-            step = slope / max(curvature, 1e-12)
-            beta = beta - step if beta - step > 0 else beta / 2
-            if abs(step) < 1e-6 * beta:
+            nll, gradient, hessian = self._calibration_terms(flat, flat_targets, theta, chunk_size)
+            if nll > best[0]:  # overshot: back half way to the best point
+                theta = (theta + best[1]) / 2
+                continue
+            best = (nll, theta)
+            step = np.linalg.solve(hessian + 1e-9 * np.eye(len(theta)), gradient)
+            theta = theta - step
+            if np.max(np.abs(step)) < 1e-6 * (1 + np.max(np.abs(theta))):
                 break
-        self.temperature = 1.0 / beta
-        return self.temperature
+        beta, gamma = (*best[1], 0.0)[:2]
+        self.set_calibration(beta, gamma)
+        return self.calibration
+
+    def _calibration_terms(self, flat, targets, theta, chunk_size):
+        """Mean NLL, gradient [K] and Hessian [K, K] of softmax(theta . f) over the data."""
+        k = len(theta)
+        nll, gradient, hessian = 0.0, np.zeros(k), np.zeros((k, k))
+        for start in range(0, int(flat.shape[0]), chunk_size):
+            scores = super()._logits(flat[start : start + chunk_size])  # [n, V], uncalibrated a
+            features = [scores, tf.broadcast_to(self._log_unigram, tf.shape(scores))][:k]
+            logits = sum(float(t) * f for t, f in zip(theta, features, strict=True))  # [n, V]
+            p = tf.nn.softmax(logits)
+            chunk_targets = targets[start : start + chunk_size]
+            nll += float(
+                tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(chunk_targets, logits))
+            )
+            means = [tf.reduce_sum(p * f, -1) for f in features]  # E_p[f_i], [n] each
+            centred = [f - mean[:, None] for f, mean in zip(features, means, strict=True)]
+            for i in range(k):
+                target = tf.gather(features[i], chunk_targets, batch_dims=1)
+                gradient[i] += float(tf.reduce_sum(means[i] - target))
+                for j in range(i, k):
+                    hessian[i, j] = hessian[j, i] = hessian[i, j] + float(
+                        tf.reduce_sum(p * centred[i] * centred[j])
+                    )
+        n = int(flat.shape[0])
+        return nll / n, gradient / n, hessian / n
 
     def sampled_loss(self, hidden, targets, sampled_values):
         negatives = tf.cast(sampled_values[0], tf.int32)  # [m]
@@ -835,7 +922,7 @@ class RankingSoftmax(_SampledOutput):
         return tf.reduce_sum(tf.where(is_target, tf.zeros_like(hinge), hinge), -1)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "temperature": self.temperature}
+        return {**super().get_config(), "margin": self.margin}
 
 
 # === Factory ===
@@ -855,7 +942,7 @@ def make_vocabulary_output(kind: str, vocab_size: int, counts=None, hidden_size=
         hidden_size: int or None. When given, the layer is built now for hidden states
             [..., hidden_size], so its weights exist before the first call.
         **options: constructor arguments: shortlist_size (default |V| // 10), num_classes,
-            num_samples (default min(256, |V| - 1)), proposal_power, margin, temperature.
+            num_samples (default min(256, |V| - 1)), proposal_power, margin.
 
     Example:
     >>> output = make_vocabulary_output("huffman", len(vocab), counts, hidden_size=256)

@@ -18,7 +18,7 @@ from dlsuite.shared.layers import (
     ShortlistSoftmax,
     make_vocabulary_output,
 )
-from dlsuite.shared.layers.vocabulary_outputs import frequency_classes, huffman_codes
+from dlsuite.shared.layers.vocabulary_outputs import balanced_classes, huffman_codes
 
 V, H, SHORTLIST = 40, 6, 12
 # Zipf-like counts, ids by decreasing frequency; the last word never seen (count 0).
@@ -33,12 +33,13 @@ OPTIONS = {
 
 
 def make(kind, vocab_size=V, counts=COUNTS, hidden=H, seed=0, scale=1.0, **options):
-    """A built layer with N(0, scale) weights: peaked distributions make formula errors visible."""
+    """A built layer with N(0, scale) trainable weights: peaked distributions make formula errors
+    visible. (The ranking layer's calibration stays at its identity, beta = 1, gamma = 0.)"""
     layer = make_vocabulary_output(
         kind, vocab_size, counts, hidden, **{**OPTIONS.get(kind, {}), **options}
     )
     rng = np.random.default_rng(seed)
-    for weight in layer.weights:
+    for weight in layer.trainable_weights:
         weight.assign(rng.normal(0, scale, weight.shape).astype(np.float32))
     return layer
 
@@ -70,14 +71,18 @@ def numpy_full(layer, h):
 
 
 def numpy_classes(layer, h):
-    """log P(c(w) | h) + log P(w | c(w), h): softmax over classes, then within the class."""
-    word_kernel, word_bias, class_kernel, class_bias = weights(layer)
+    """log P(c(w) | h) + log P(w | c(w), h): softmax over classes, then within the class.
+
+    Word w's vector is slot word_slot[w] of its class's block; the class's members are the words
+    with the same word_class (the block's empty slots belong to no word)."""
+    block_kernel, block_bias, class_kernel, class_bias = weights(layer)
     class_lp = log_softmax(class_kernel @ h + class_bias)
-    logits = word_kernel @ h + word_bias
+    c, j = layer.word_class, layer.word_slot
+    logits = np.array([block_kernel[c[w], j[w]] @ h + block_bias[c[w], j[w]] for w in range(len(c))])
     out = np.empty(layer.vocab_size)
     for w in range(layer.vocab_size):
-        members = np.flatnonzero(layer.word_class == layer.word_class[w])
-        out[w] = class_lp[layer.word_class[w]] + log_softmax(logits[members])[members == w][0]
+        members = np.flatnonzero(c == c[w])
+        out[w] = class_lp[c[w]] + log_softmax(logits[members])[members == w][0]
     return out
 
 
@@ -179,18 +184,54 @@ def test_huffman_depth_is_log2_v_for_uniform_counts(vocab_size):
     assert np.sum(2.0**-lengths) == 1.0
 
 
-def test_frequency_classes_hold_equal_unigram_mass():
-    vocab_size, num_classes = 3000, 55
+def test_balanced_classes_are_frequency_runs_of_equal_size():
+    vocab_size, num_classes = 3001, 55
     counts = np.floor(1e7 / np.arange(1, vocab_size + 1))
-    order, sizes = frequency_classes(counts, num_classes)
-    assert len(sizes) == num_classes and sizes.min() >= 1 and sizes.sum() == vocab_size
-    np.testing.assert_array_equal(order, np.arange(vocab_size))  # classes are runs by frequency
-    mass = np.add.reduceat(counts / counts.sum(), np.cumsum(sizes) - sizes) * num_classes
-    assert np.all((mass[sizes > 1] > 0.5) & (mass[sizes > 1] < 2))  # about 1 / num_classes each
-    assert np.all(mass[sizes == 1] > 0.5)  # a word alone in a class is a very frequent one
-    assert sizes[0] < sizes[-1]  # frequent words: small classes; rare words: large ones
-    layer = HierarchicalSoftmax(vocab_size, counts)
-    assert layer.num_classes == round(np.sqrt(vocab_size))
+    shuffled = np.random.default_rng(0).permutation(vocab_size)  # ids need not be sorted
+    word_class, word_slot = balanced_classes(counts[shuffled], num_classes)
+    word_class, word_slot = word_class[np.argsort(shuffled)], word_slot[np.argsort(shuffled)]
+    # back in frequency order: class k is the k-th run, the slots count up within it
+    assert np.all(np.diff(word_class) >= 0) and word_class[-1] == num_classes - 1
+    sizes = np.bincount(word_class, minlength=num_classes)
+    assert sizes.sum() == vocab_size and sizes.max() - sizes.min() <= 1  # 55 or 54 words each
+    np.testing.assert_array_equal(word_slot, np.concatenate([np.arange(n) for n in sizes]))
+    assert HierarchicalSoftmax(vocab_size, counts, num_classes=55).class_size == 55
+    layer = HierarchicalSoftmax(vocab_size, counts)  # the default: 4 sqrt|V| classes
+    assert layer.num_classes == round(4 * np.sqrt(vocab_size)) == 219 and layer.class_size == 14
+    assert HierarchicalSoftmax(10, np.ones(10)).num_classes == 10  # never more than |V|
+
+
+@pytest.mark.parametrize("vocab_size,num_classes", [(40, 6), (40, 40), (41, 1), (2, 2), (9, 4)])
+def test_class_tree_is_exact_for_uneven_and_extreme_class_counts(vocab_size, num_classes):
+    """Blocks with an empty slot (|V| not a multiple of C), one word per class, a single class."""
+    counts = np.floor(500.0 / np.arange(1, vocab_size + 1))
+    layer = make("hierarchical_classes", vocab_size, counts, num_classes=num_classes, scale=2.0)
+    assert layer.node_kernel.shape == (num_classes, -(-vocab_size // num_classes), H)
+    hidden = inputs((4,))[0]
+    log_probs = layer.log_probs(hidden).numpy()
+    np.testing.assert_allclose(np.exp(log_probs.astype(np.float64)).sum(-1), 1.0, atol=1e-5)
+    want = np.stack([numpy_classes(layer, h) for h in hidden.astype(np.float64)])
+    np.testing.assert_allclose(log_probs, want, atol=2e-4)
+    every_word = np.tile(np.arange(vocab_size, dtype=np.int32), (4, 1))  # [4, V]
+    every_hidden = np.repeat(hidden[:, None], vocab_size, 1)  # [4, V, H]
+    np.testing.assert_allclose(layer.log_prob(every_hidden, every_word).numpy(), want, atol=2e-4)
+
+
+def test_class_tree_starts_as_the_smoothed_unigram_model():
+    """Class and word biases start at log u(c) and log u(w | c): with h = 0 the tree predicts the
+    unigram distribution (equal-size classes hold very unequal mass; zero biases would start at a
+    uniform class choice). A layer waiting for its counts and weights starts at 0."""
+    layer = make_vocabulary_output("hierarchical_classes", V, COUNTS, H, num_classes=6)
+    smoothed = np.where(COUNTS > 0, COUNTS, COUNTS[COUNTS > 0].min() / 2)
+    log_unigram = np.log(smoothed / smoothed.sum())
+    zero = np.zeros((2, H), np.float32)
+    np.testing.assert_allclose(layer.log_probs(zero).numpy(), np.tile(log_unigram, (2, 1)), atol=1e-5)
+    mass = np.bincount(layer.word_class, np.exp(log_unigram), 6)
+    np.testing.assert_allclose(layer.class_bias.numpy(), np.log(mass), rtol=1e-6)
+    assert mass[0] > 0.5 and mass[0] > 15 * mass[-1]  # the commonest words' class: most mass
+    waiting = HierarchicalSoftmax.from_config(layer.get_config())
+    waiting.build((None, H))
+    assert not np.any(waiting.class_bias.numpy()) and not np.any(waiting.node_bias.numpy())
 
 
 def test_training_gathers_only_the_rows_it_needs():
@@ -205,13 +246,16 @@ def test_training_gathers_only_the_rows_it_needs():
             if kind in OPTIONS
             else make(kind, vocab_size, counts)
         )
-        kernel = layer.weights[0]
+        kernel = layer.weights[0]  # [V, H], [V - 1, H] or the class tree's [C, S, H] blocks
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(layer.training_loss(hidden, targets))
         grad = tape.gradient(loss, kernel)
         assert isinstance(grad, tf.IndexedSlices), kind
         touched = len(np.unique(grad.indices.numpy()))
         assert 0 < touched < kernel.shape[0] // 4, (kind, touched)
+        if kind == "hierarchical_classes":  # the 4 targets' classes, sqrt|V| word vectors each
+            assert touched == len(np.unique(layer.word_class[targets]))
+            assert grad.values.shape == (4, layer.class_size, H) and layer.class_size == 12
 
 
 # === Sampled objectives ===
@@ -222,7 +266,7 @@ def test_sampled_softmax_nce_and_ranking_losses_match_their_formulas():
     for cls in (SampledSoftmax, NoiseContrastiveSoftmax, RankingSoftmax):
         layer = cls(V, COUNTS, num_samples=len(sampled), proposal_power=0.75)
         layer.build((None, H))
-        kernel, bias = (w.numpy().astype(np.float64) for w in layer.weights)
+        kernel, bias = (w.numpy().astype(np.float64) for w in (layer.kernel, layer.bias))
         q = layer.proposal
         m = len(sampled)
         values = (
@@ -331,25 +375,36 @@ def test_sampled_layers_start_as_the_smoothed_unigram_model(kind):
     assert np.all(np.abs(layer.log_probs(hidden).numpy() - log_unigram) <= reach + 1e-5)
 
 
-def test_ranking_calibration_recovers_the_temperature_of_the_data():
-    """Targets drawn from softmax(a / 2.5): calibrate finds T ~ 2.5, which lowers the exact NLL,
-    and log_probs become log_softmax(a / T), still normalized."""
+def test_ranking_calibration_recovers_the_scale_and_the_unigram_prior():
+    """Targets drawn from softmax(a / 2.5 + 0.8 log u): calibrate finds beta ~ 0.4, gamma ~ 0.8,
+    better than one temperature, and log_probs become log_softmax(beta a + gamma log u), still
+    normalized, also in a graph traced before calibrating (the two are weights, not constants)."""
     layer = make("ranking", scale=1.0)
     rng = np.random.default_rng(3)
     hidden = rng.normal(0, 1, (4000, H)).astype(np.float32)
     scores = hidden.astype(np.float64) @ layer.kernel.numpy().T + layer.bias.numpy()  # [N, V]
-    p = np.exp(log_softmax(scores / 2.5))
+    log_u = layer.log_unigram
+    p = np.exp(log_softmax(scores / 2.5 + 0.8 * log_u))
     targets = np.array([rng.choice(V, p=row / row.sum()) for row in p], np.int32)
-    before = -layer.log_prob(hidden, targets).numpy().mean()
-    temperature = layer.calibrate(hidden, targets, chunk_size=1000)
-    assert layer.temperature == temperature and layer.get_config()["temperature"] == temperature
-    np.testing.assert_allclose(temperature, 2.5, rtol=0.08)
-    assert -layer.log_prob(hidden, targets).numpy().mean() < before
-    np.testing.assert_allclose(
-        layer.log_probs(hidden[:5]).numpy(), log_softmax(scores[:5] / temperature), atol=1e-4
-    )
-    with pytest.raises(ValueError, match="temperature"):
-        RankingSoftmax(V, COUNTS, num_samples=5, temperature=0)
+    traced = tf.function(layer.log_probs)
+    np.testing.assert_allclose(traced(hidden[:5]).numpy(), log_softmax(scores[:5]), atol=1e-4)
+
+    def nll():
+        return -layer.log_prob(hidden, targets).numpy().mean()
+
+    uncalibrated = nll()
+    temperature = layer.calibrate(hidden, targets, prior=False, chunk_size=1000)
+    assert temperature["gamma"] == 0 and temperature["beta"] > 0
+    with_temperature = nll()
+    calibration = layer.calibrate(hidden, targets, chunk_size=1000)
+    assert calibration == layer.calibration
+    np.testing.assert_allclose([calibration["beta"], calibration["gamma"]], [0.4, 0.8], atol=0.08)
+    assert nll() < with_temperature - 0.01 and with_temperature < uncalibrated
+    want = log_softmax(calibration["beta"] * scores[:5] + calibration["gamma"] * log_u)
+    np.testing.assert_allclose(traced(hidden[:5]).numpy(), want, atol=1e-4)
+    np.testing.assert_allclose(np.exp(want).sum(-1), 1.0, atol=1e-6)
+    layer.set_calibration()  # back to the plain softmax of the scores
+    np.testing.assert_allclose(nll(), uncalibrated, rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [SampledSoftmax, NoiseContrastiveSoftmax, RankingSoftmax])
@@ -533,11 +588,15 @@ def test_config_round_trip_reproduces_outputs(kind):
     )
 
 
-@pytest.mark.parametrize("kind", ["hierarchical_classes", "huffman", "sampled"])
+@pytest.mark.parametrize("kind", ["hierarchical_classes", "huffman", "sampled", "ranking"])
 def test_keras_file_round_trip(tmp_path, kind):
-    """The counts travel as an asset: the reloaded layer has the same tree / proposal."""
+    """The counts travel as an asset: the reloaded layer has the same tree / proposal (and the
+    ranking layer its calibration, a pair of weights)."""
     hidden_in = keras.Input((H,))
-    model = keras.Model(hidden_in, make(kind)(hidden_in))
+    layer = make(kind)
+    if kind == "ranking":
+        layer.set_calibration(0.5, 0.7)
+    model = keras.Model(hidden_in, layer(hidden_in))
     model.save(tmp_path / "m.keras")
     with zipfile.ZipFile(tmp_path / "m.keras") as archive:
         assert "counts" not in archive.read("config.json").decode()
@@ -547,6 +606,8 @@ def test_keras_file_round_trip(tmp_path, kind):
     np.testing.assert_allclose(
         loaded.predict(hidden, verbose=0), model.predict(hidden, verbose=0), atol=1e-6
     )
+    if kind == "ranking":
+        assert loaded.layers[-1].calibration == pytest.approx({"beta": 0.5, "gamma": 0.7})
 
 
 def test_factory_builds_each_kind():
@@ -566,6 +627,26 @@ def test_factory_builds_each_kind():
     assert make_vocabulary_output("huffman", V, COUNTS).tree == "huffman"
     assert make_vocabulary_output("shortlist", V, COUNTS).shortlist_size == V // 10
     assert make_vocabulary_output("nce", V, COUNTS).num_samples == V - 1
+
+
+@pytest.mark.parametrize("kind", OUTPUT_KINDS)
+def test_a_vocabulary_of_one_word_is_rejected_by_every_output(kind):
+    with pytest.raises(ValueError, match="vocab_size must be an integer >= 2, got 1: a vocabulary of one"):
+        make_vocabulary_output(kind, 1, np.array([5]), H)
+
+
+def test_counts_that_give_words_no_probability_are_rejected():
+    """Zero counts are smoothed (the unseen word above); no count at all, or a proposal power so
+    high that q underflows to 0 for some words (their -log(m q) would be infinite), is an error."""
+    for kind in ("huffman", "hierarchical_classes", "sampled"):
+        with pytest.raises(ValueError, match="counts are all zero"):
+            make_vocabulary_output(kind, V, np.zeros(V), H, **OPTIONS.get(kind, {}))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        SampledSoftmax(V, np.where(np.arange(V) == 3, np.nan, COUNTS), num_samples=5)
+    for cls in (SampledSoftmax, NoiseContrastiveSoftmax, RankingSoftmax):
+        with pytest.raises(ValueError, match="proposal gives .* words probability 0.*proposal_power=200"):
+            cls(V, COUNTS, num_samples=5, proposal_power=200.0)
+    assert np.all(SampledSoftmax(V, COUNTS, num_samples=5, proposal_power=20.0).proposal > 0)
 
 
 def test_bad_arguments_are_rejected():
