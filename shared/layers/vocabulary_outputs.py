@@ -41,7 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-OutputKind = typing.Literal["full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce", "ranking"]
+OutputKind = typing.Literal[
+    "full", "shortlist", "hierarchical_classes", "huffman", "sampled", "nce", "ranking"
+]
 OUTPUT_KINDS = typing.get_args(OutputKind)
 
 
@@ -489,7 +491,9 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         self._word_slot = _eager_constant(self.word_slot, tf.int32)
         # Flat block position c S + j of each word, and -inf on the empty slots (one at most, at
         # the end of the smaller classes) so that they get no probability.
-        self._word_position = _eager_constant(self.word_class * self.class_size + self.word_slot, tf.int32)
+        self._word_position = _eager_constant(
+            self.word_class * self.class_size + self.word_slot, tf.int32
+        )
         filled = np.zeros((self.num_classes, self.class_size), bool)
         filled[self.word_class, self.word_slot] = True
         self._slot_mask = _eager_constant(np.where(filled, 0.0, -np.inf), tf.float32)
@@ -501,7 +505,9 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         class_mass = np.bincount(self.word_class, unigram, self.num_classes)
         self.class_log_prior = np.log(class_mass)  # [C]
         self.slot_log_prior = np.zeros((self.num_classes, self.class_size))  # [C, S]
-        self.slot_log_prior[self.word_class, self.word_slot] = np.log(unigram / class_mass[self.word_class])
+        self.slot_log_prior[self.word_class, self.word_slot] = np.log(
+            unigram / class_mass[self.word_class]
+        )
 
     def _init_huffman(self):
         paths, codes, lengths = huffman_codes(_smoothed(self.counts))
@@ -522,7 +528,11 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         hidden = int(input_shape[-1])
         # classes: one vector per word slot, a [S, H] block per class (scored within the class);
         # huffman: one vector per internal node.
-        rows = (self.num_classes, self.class_size) if self.tree == "classes" else (self.vocab_size - 1,)
+        rows = (
+            (self.num_classes, self.class_size)
+            if self.tree == "classes"
+            else (self.vocab_size - 1,)
+        )
         self.node_kernel = self.add_weight(
             name="node_kernel", shape=(*rows, hidden), initializer=_glorot_rows
         )
@@ -756,7 +766,9 @@ class SampledSoftmax(_SampledOutput):
     """
 
     def sampled_loss(self, hidden, targets, sampled_values):
-        return self._tensorflow_loss(tf.nn.sampled_softmax_loss, hidden, targets, sampled_values, True)
+        return self._tensorflow_loss(
+            tf.nn.sampled_softmax_loss, hidden, targets, sampled_values, True
+        )
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")

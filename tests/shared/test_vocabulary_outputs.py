@@ -78,7 +78,9 @@ def numpy_classes(layer, h):
     block_kernel, block_bias, class_kernel, class_bias = weights(layer)
     class_lp = log_softmax(class_kernel @ h + class_bias)
     c, j = layer.word_class, layer.word_slot
-    logits = np.array([block_kernel[c[w], j[w]] @ h + block_bias[c[w], j[w]] for w in range(len(c))])
+    logits = np.array(
+        [block_kernel[c[w], j[w]] @ h + block_bias[c[w], j[w]] for w in range(len(c))]
+    )
     out = np.empty(layer.vocab_size)
     for w in range(layer.vocab_size):
         members = np.flatnonzero(c == c[w])
@@ -225,7 +227,9 @@ def test_class_tree_starts_as_the_smoothed_unigram_model():
     smoothed = np.where(COUNTS > 0, COUNTS, COUNTS[COUNTS > 0].min() / 2)
     log_unigram = np.log(smoothed / smoothed.sum())
     zero = np.zeros((2, H), np.float32)
-    np.testing.assert_allclose(layer.log_probs(zero).numpy(), np.tile(log_unigram, (2, 1)), atol=1e-5)
+    np.testing.assert_allclose(
+        layer.log_probs(zero).numpy(), np.tile(log_unigram, (2, 1)), atol=1e-5
+    )
     mass = np.bincount(layer.word_class, np.exp(log_unigram), 6)
     np.testing.assert_allclose(layer.class_bias.numpy(), np.log(mass), rtol=1e-6)
     assert mass[0] > 0.5 and mass[0] > 15 * mass[-1]  # the commonest words' class: most mass
@@ -631,7 +635,9 @@ def test_factory_builds_each_kind():
 
 @pytest.mark.parametrize("kind", OUTPUT_KINDS)
 def test_a_vocabulary_of_one_word_is_rejected_by_every_output(kind):
-    with pytest.raises(ValueError, match="vocab_size must be an integer >= 2, got 1: a vocabulary of one"):
+    with pytest.raises(
+        ValueError, match="vocab_size must be an integer >= 2, got 1: a vocabulary of one"
+    ):
         make_vocabulary_output(kind, 1, np.array([5]), H)
 
 
@@ -644,7 +650,9 @@ def test_counts_that_give_words_no_probability_are_rejected():
     with pytest.raises(ValueError, match="finite and non-negative"):
         SampledSoftmax(V, np.where(np.arange(V) == 3, np.nan, COUNTS), num_samples=5)
     for cls in (SampledSoftmax, NoiseContrastiveSoftmax, RankingSoftmax):
-        with pytest.raises(ValueError, match="proposal gives .* words probability 0.*proposal_power=200"):
+        with pytest.raises(
+            ValueError, match="proposal gives .* words probability 0.*proposal_power=200"
+        ):
             cls(V, COUNTS, num_samples=5, proposal_power=200.0)
     assert np.all(SampledSoftmax(V, COUNTS, num_samples=5, proposal_power=20.0).proposal > 0)
 
