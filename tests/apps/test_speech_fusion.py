@@ -2,27 +2,21 @@
 another domain never makes beam + LM worse than beam search alone."""
 
 import types
-import warnings
 
 import numpy as np
 import pytest
 
 from dlsuite.apps.speech import inference
 from dlsuite.apps.speech.config import SpeechConfig
-from dlsuite.apps.speech.decode import WordLM
 from dlsuite.apps.speech.transcripts import ALPHABET
-from dlsuite.shared.ngram import build_ngram_model
+from tests.apps.speech_helpers import tiny_word_lm
 
 CORPUS = ["the red car"] * 4 + ["a rad day"] * 4 + ["the car", "a day"]
 
 
 @pytest.fixture(scope="module")
 def lm():
-    tokens = ["<s>", "</s>", "<unk>", *sorted({w for s in CORPUS for w in s.split()})]
-    ids = {t: i for i, t in enumerate(tokens)}
-    with warnings.catch_warnings():  # a ten-sentence corpus falls back to default discounts
-        warnings.simplefilter("ignore", UserWarning)
-        return WordLM(build_ngram_model([np.array([ids[w] for w in s.split()]) for s in CORPUS], tokens, order=3))
+    return tiny_word_lm(CORPUS)
 
 
 def spoken(text: str, vowel_odds: dict | None = None) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
-import warnings
 
 import jiwer
 import keras
@@ -17,13 +16,13 @@ import soundfile as sf
 import soxr
 import tensorflow as tf
 
-from dlsuite.apps.speech import data, decode, export, inference, segment
+from dlsuite.apps.speech import data, export, inference, segment
 from dlsuite.apps.speech.audio import SAMPLE_RATE, ClippingWarning, load_audio
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.inference import SegmentationWarning
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
-from dlsuite.shared.ngram import build_ngram_model
+from tests.apps.speech_helpers import tiny_word_lm
 
 SENTENCES = (
     "in the beginning god created the heaven and the earth",
@@ -111,13 +110,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def lm():
-    tokens = ["<unk>", "<s>", "</s>", *sorted({w for s in SENTENCES for w in s.split()})]
-    ids = {w: i for i, w in enumerate(tokens)}
-    with warnings.catch_warnings():  # Kneser-Ney's discounts fall back on so small a corpus
-        warnings.simplefilter("ignore", UserWarning)
-        return decode.WordLM(
-            build_ngram_model([np.array([ids[w] for w in s.split()]) for s in SENTENCES], tokens, 3)
-        )
+    return tiny_word_lm(SENTENCES)
 
 
 FUSION = {"alpha": 0.5, "beta": 1.0}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 
 import keras
 import numpy as np
@@ -13,12 +12,12 @@ import pytest
 import soundfile as sf
 
 from dlsuite.apps.app import write_predictions
-from dlsuite.apps.speech import data, decode, inference
+from dlsuite.apps.speech import data, inference
 from dlsuite.apps.speech.audio import SAMPLE_RATE, load_audio
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
-from dlsuite.shared.ngram import build_ngram_model
+from tests.apps.speech_helpers import tiny_word_lm
 
 SECONDS = (1.3, 0.4, 2.1, 0.7, 0.41, 1.0, 1.9)  # not sorted: batching sorts, the results must not be
 
@@ -59,12 +58,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def lm():
-    sentences = ["in the beginning", "the word was", "and the earth was without form"]
-    tokens = ["<unk>", "<s>", "</s>", *sorted({w for s in sentences for w in s.split()})]
-    ids = {w: i for i, w in enumerate(tokens)}
-    with warnings.catch_warnings():  # Kneser-Ney's discounts fall back on so small a corpus
-        warnings.simplefilter("ignore", UserWarning)
-        return decode.WordLM(build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, 3))
+    return tiny_word_lm(["in the beginning", "the word was", "and the earth was without form"])
 
 
 FUSION = {"alpha": 0.5, "beta": 1.0}

@@ -1,0 +1,17 @@
+"""Shared pieces of the speech tests."""
+
+import warnings
+
+import numpy as np
+
+from dlsuite.apps.speech.decode import WordLM
+from dlsuite.shared.ngram import build_ngram_model
+
+
+def tiny_word_lm(sentences: list[str], order: int = 3) -> WordLM:
+    """A Kneser-Ney word LM of a few sentences (its discounts fall back on so small a corpus)."""
+    tokens = ["<unk>", "<s>", "</s>", *sorted({w for s in sentences for w in s.split()})]
+    ids = {w: i for i, w in enumerate(tokens)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return WordLM(build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, order))
