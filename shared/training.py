@@ -114,6 +114,7 @@ class StepLossCurve(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.curve = {"step": [], "seconds": [], "loss": []}
+        self.epoch_end_seconds = []  # after each epoch's validation: the wall time to reach its val_loss
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
@@ -130,6 +131,9 @@ class StepLossCurve(keras.callbacks.Callback):
         self.curve["step"].append(self.epoch * self.params.get("steps", 0) + batch + 1)
         self.curve["seconds"].append(round(time.perf_counter() - self.start, 3))
         self.last_batch, self.last_sum = batch, running_sum
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_end_seconds.append(round(time.perf_counter() - self.start, 2))
 
 
 def write_loss_curve(run_dir: Path, curve: dict) -> None:
@@ -213,11 +217,11 @@ def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, 
         from dlsuite.shared.parameter_server import fit_asynchronously
 
         history = fit_asynchronously(model, train_ds, valid_ds, epochs, run_dir, seed=config.seed)
-        curve = history.curve
+        curve, epoch_end_seconds = history.curve, []
     else:
         curve_callback = StepLossCurve()
         history = fit_in_run_dir(model, train_ds, valid_ds, epochs, run_dir, [*callbacks, curve_callback])
-        curve = curve_callback.curve
+        curve, epoch_end_seconds = curve_callback.curve, curve_callback.epoch_end_seconds
     seconds = time.perf_counter() - start
     if not history.history.get("loss"):
         raise RuntimeError("Training ran no steps; check the training split (too few examples for one batch?).")
@@ -231,6 +235,9 @@ def fit_model(model, config: TrainConfig, train_ds, valid_ds, run_dir: Path, *, 
                "weights_fingerprint": float(sum(np.abs(w).astype(np.float64).sum() for w in saved.get_weights()))}
     if "val_loss" in history.history:
         figures["final_val_loss"] = float(history.history["val_loss"][-1])
+        figures["val_loss_per_epoch"] = [float(x) for x in history.history["val_loss"]]
+    if epoch_end_seconds:
+        figures["epoch_end_seconds"] = epoch_end_seconds
     return figures
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import soundfile as sf
 
 from dlsuite.apps.speech.transcripts import SpeechDataError, normalize_transcript
-from dlsuite.apps.speech.utterances import SpeechCorpus, Utterance, _stable_hash, finished_manifest
+from dlsuite.apps.speech.utterances import SpeechCorpus, Utterance, finished_manifest, stable_hash
 from dlsuite.shared import debian
 from dlsuite.shared.runs import atomic_write_json, build_cache_folder
 
@@ -110,7 +110,7 @@ def sentence_groups(texts: dict[str, str]) -> list[list[str]]:
     groups = {}
     for name in sorted(texts):
         groups.setdefault(root(name), []).append(name)
-    return sorted(groups.values(), key=lambda g: _stable_hash(g[0]))
+    return sorted(groups.values(), key=lambda g: stable_hash(g[0]))
 
 
 def split_prompts(texts: dict[str, str], seconds: dict[str, float]) -> dict[str, str]:

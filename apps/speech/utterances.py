@@ -55,7 +55,7 @@ class SpeechCorpus:
         return {"corpus": self.name, **{k: _split_summary(v) for k, v in splits.items()}}
 
 
-def _stable_hash(text: str) -> str:
+def stable_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()  # unlike hash(), the same in every process
 
 
@@ -69,7 +69,7 @@ def split_utterances(utterances: list[Utterance], valid_fraction: float = 0.1,
     """
     by_speaker = len({u.speaker for u in utterances}) >= 3
     group = (lambda u: u.speaker) if by_speaker else (lambda u: u.key)  # noqa: E731
-    groups = sorted({group(u) for u in utterances}, key=_stable_hash)
+    groups = sorted({group(u) for u in utterances}, key=stable_hash)
     n_test = max(1, round(test_fraction * len(groups))) if test_fraction else 0
     n_valid = max(1, round(valid_fraction * len(groups))) if valid_fraction else 0
     if len(groups) - n_test - n_valid < 1:

@@ -152,3 +152,16 @@ def test_gradient_accumulation_makes_the_updates_of_a_bigger_batch(tmp_path):
         weights[batch] = model.get_weights()
     for big, accumulated in zip(weights[32], weights[8], strict=True):
         np.testing.assert_allclose(accumulated, big, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_reports_validation_loss_and_wall_time_per_epoch(tmp_path):
+    """The figures a convergence table needs: each epoch's validation loss and when it was known."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, x @ np.array([[1.0], [-2.0], [0.5]], np.float32))).batch(8)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    figures = fit_model(model, _Cfg(epochs=3, learning_rate=0.05, warmup_fraction=0.0), ds, ds, tmp_path,
+                        loss="mse")
+    assert len(figures["val_loss_per_epoch"]) == len(figures["epoch_end_seconds"]) == 3
+    assert figures["val_loss_per_epoch"][-1] < figures["val_loss_per_epoch"][0]  # it learns
+    assert figures["val_loss_per_epoch"][-1] == figures["final_val_loss"]
+    assert 0 < figures["epoch_end_seconds"][0] < figures["epoch_end_seconds"][-1] <= figures["train_seconds"]
