@@ -14,13 +14,13 @@ a run cut short keeps the layers it finished; the markdown table goes to --out.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import shlex
 import sys
-import tempfile
 from pathlib import Path
+
+from output_layers_perplexity import train_each_output  # beside this script
 
 OUTPUTS = ("sampled", "ranking", "nce", "hierarchical_classes", "huffman", "shortlist", "full")
 WITHIN = 0.02  # "converged": validation perplexity within 2% of the run's last one
@@ -36,19 +36,12 @@ def main() -> None:
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)
 
-    from dlsuite.apps.language import config as language_config
-    from dlsuite.apps.language.app import LanguageApp
-
     rows = []
-    with tempfile.TemporaryDirectory() as root:
-        for output in args.outputs.split(","):
-            config = dataclasses.replace(language_config.quick(), output=output, epochs=args.epochs, mixture=False,
-                                         class_ngram_classes=0, run_root=root)
-            metrics = LanguageApp().run("train", config)
-            rows.append(summarize(output, metrics))
-            print(f"  {output}: {rows[-1]}", flush=True)
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps({"command": command, "rows": rows}, indent=1))
+    for config, metrics in train_each_output(args.outputs.split(","), args.epochs):
+        rows.append(summarize(config.output, metrics))
+        print(f"  {config.output}: {rows[-1]}", flush=True)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"command": command, "rows": rows}, indent=1))
     report = markdown(command, args.epochs, rows)
     print(report)
     Path(args.out).write_text(report)

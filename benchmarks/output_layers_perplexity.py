@@ -40,33 +40,27 @@ def main() -> None:
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)
 
-    from dlsuite.apps.language import config as language_config
-    from dlsuite.apps.language.app import LanguageApp
-
     rows = []
-    with tempfile.TemporaryDirectory() as root:
-        for output in args.outputs.split(","):
-            config = dataclasses.replace(language_config.quick(), output=output, epochs=args.epochs, mixture=False,
-                                         class_ngram_classes=0, run_root=root)
-            sampling = {"num_samples": args.num_samples, "proposal_power": args.proposal_power,
-                        "ranking_margin": args.margin, "num_classes": args.num_classes}
-            config = dataclasses.replace(config, **{k: v for k, v in sampling.items() if v is not None})
-            start = time.perf_counter()
-            metrics = LanguageApp().run("train", config)
-            seconds = metrics["train_seconds"] / args.epochs
-            if output == "ranking":
-                rows.append(("ranking, uncalibrated softmax(a)", metrics["test_ppl_lstm_ranking_uncalibrated"],
-                             seconds, 0))
-                temperature, ppl = temperature_test_perplexity(config, Path(metrics["run_dir"]))
-                rows.append((f"ranking, one temperature (T = {temperature:.3f})", ppl, seconds, 0))
-                beta, gamma = metrics["ranking_calibration"].values()
-                output = f"ranking, calibrated softmax(beta a + gamma log u) (beta = {beta:.3f}, gamma = {gamma:.3f})"
-                for row in rows[-2:]:
-                    print(f"  {row[0]}: test ppl {row[1]:8.2f}", flush=True)
-            if output == "hierarchical_classes":
-                output += f" ({args.num_classes or 'default'} classes)"
-            rows.append((output, metrics[f"test_ppl_lstm_{config.output}"], seconds, time.perf_counter() - start))
-            print(f"  {output:>20}: test ppl {rows[-1][1]:8.2f}, {rows[-1][2]:6.1f} s/epoch", flush=True)
+    sampling = {"num_samples": args.num_samples, "proposal_power": args.proposal_power,
+                "ranking_margin": args.margin, "num_classes": args.num_classes}
+    start = time.perf_counter()
+    for config, metrics in train_each_output(args.outputs.split(","), args.epochs, **sampling):
+        output = config.output
+        seconds = metrics["train_seconds"] / args.epochs
+        if output == "ranking":
+            rows.append(("ranking, uncalibrated softmax(a)", metrics["test_ppl_lstm_ranking_uncalibrated"],
+                         seconds, 0))
+            temperature, ppl = temperature_test_perplexity(config, Path(metrics["run_dir"]))
+            rows.append((f"ranking, one temperature (T = {temperature:.3f})", ppl, seconds, 0))
+            beta, gamma = metrics["ranking_calibration"].values()
+            output = f"ranking, calibrated softmax(beta a + gamma log u) (beta = {beta:.3f}, gamma = {gamma:.3f})"
+            for row in rows[-2:]:
+                print(f"  {row[0]}: test ppl {row[1]:8.2f}", flush=True)
+        if output == "hierarchical_classes":
+            output += f" ({args.num_classes or 'default'} classes)"
+        rows.append((output, metrics[f"test_ppl_lstm_{config.output}"], seconds, time.perf_counter() - start))
+        start = time.perf_counter()
+        print(f"  {output:>20}: test ppl {rows[-1][1]:8.2f}, {rows[-1][2]:6.1f} s/epoch", flush=True)
     full_ppl, full_time = next(((p, t) for o, p, t, _ in rows if o == "full"), (None, None))
     lines = ["| output | test ppl | ppl / full | s per epoch | speed-up vs full |", "|---|---|---|---|---|"]
     for output, ppl, seconds, _ in rows:
@@ -80,6 +74,21 @@ def main() -> None:
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
+
+
+def train_each_output(outputs, epochs: int, **overrides):
+    """Yields (config, metrics) of one `dlsuite language train` per output layer: the quick preset
+    with only `output` (and the given non-None overrides) changed, no mixture, no class n-gram, in
+    temporary run folders (a run's folder lasts until the next one starts)."""
+    from dlsuite.apps.language import config as language_config
+    from dlsuite.apps.language.app import LanguageApp
+
+    with tempfile.TemporaryDirectory() as root:
+        for output in outputs:
+            config = dataclasses.replace(language_config.quick(), output=output, epochs=epochs, mixture=False,
+                                         class_ngram_classes=0, run_root=root,
+                                         **{k: v for k, v in overrides.items() if v is not None})
+            yield config, LanguageApp().run("train", config)
 
 
 def temperature_test_perplexity(config, run_dir: Path) -> tuple[float, float]:
