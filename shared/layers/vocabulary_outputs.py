@@ -274,6 +274,15 @@ class FullSoftmax(_AffineSoftmax):
     def log_prob(self, hidden, targets):
         return _like_targets(self._column_log_prob(hidden, targets), targets)
 
+    def start_at_unigram(self, counts) -> None:
+        """Sets the bias to the smoothed log unigram distribution, so that the untrained layer
+        predicts about the unigram model instead of the uniform one: the start the sampled layers
+        get (`_SampledOutput`). A weight, not a setting: saved and loaded with the others."""
+        if not self.built:
+            raise ValueError("start_at_unigram needs a built layer: call it once, or pass hidden_size.")
+        smoothed = _smoothed(_check_counts(counts, self.vocab_size))
+        self.bias.assign(np.log(smoothed / smoothed.sum()).astype(np.float32))
+
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class ShortlistSoftmax(_AffineSoftmax):

@@ -207,3 +207,17 @@ def test_bad_inputs_fail_with_clear_errors(tmp_path, capsys):
     assert "no_such_key" in capsys.readouterr().err
     assert cli.main(["language", "train", "output=softmax9"]) == 2
     assert cli.main(["language", "predict", "some words"]) == 2  # needs --from
+
+
+def test_a_full_softmax_model_starts_at_the_unigram_model_a_sampled_one_keeps_its_own_start():
+    """build_language_model gives the full softmax the log-unigram bias start the sampled layers
+    have (with zeros it was 3.3x slower to converge on the KJV, BENCHMARKS.md)."""
+    from dlsuite.apps.language.model import build_language_model
+
+    counts = np.array([50, 20, 10, 5, 0, 1], np.int64)
+    smoothed = np.where(counts > 0, counts, 0.5)
+    for output in ("full", "sampled"):
+        config = dataclasses.replace(language_config.LanguageConfig(), embedding_dim=4, hidden_dim=4,
+                                     output=output, num_samples=2)
+        model = build_language_model(config, len(counts), counts)
+        np.testing.assert_allclose(model.vocabulary_output.bias.numpy(), np.log(smoothed / smoothed.sum()), rtol=1e-6)

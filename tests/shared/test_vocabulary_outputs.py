@@ -696,3 +696,20 @@ def test_bad_arguments_are_rejected():
         make_vocabulary_output("sampled", V, hidden_size=H).training_loss(*inputs())
     with pytest.raises(ValueError, match="counts must hold one unigram count per word id"):
         waiting.set_counts(COUNTS[:-1])
+
+
+def test_full_softmax_can_start_at_the_smoothed_unigram_model():
+    """`start_at_unigram` (the language app uses it when it has counts): with h = 0 the full
+    softmax predicts the smoothed unigram model; an unbuilt layer or bad counts say why."""
+    layer = make_vocabulary_output("full", V, None, H)
+    np.testing.assert_allclose(layer.bias.numpy(), 0.0)  # uniform start by default
+    layer.start_at_unigram(COUNTS)
+    smoothed = np.where(COUNTS > 0, COUNTS, COUNTS[COUNTS > 0].min() / 2)
+    np.testing.assert_allclose(
+        layer.log_probs(np.zeros((2, H), np.float32)).numpy(),
+        np.broadcast_to(np.log(smoothed / smoothed.sum()), (2, V)), atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="built layer"):
+        FullSoftmax(V).start_at_unigram(COUNTS)
+    with pytest.raises(ValueError, match="one unigram count per word id"):
+        layer.start_at_unigram(COUNTS[:-1])
