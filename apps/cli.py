@@ -20,6 +20,7 @@ main -> App.run (apps/app.py) -> <App>.train_and_evaluate (apps/<app>/app.py) ->
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -32,27 +33,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras warns that fit(shuffle=True) is ignored for tf.data; our pipelines shuffle.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
-from dlsuite.apps.app import COMMANDS, App, ExportMismatchError, write_predictions  # noqa: E402
-from dlsuite.apps.language.app import LanguageApp  # noqa: E402
-from dlsuite.apps.speech.app import SpeechApp  # noqa: E402
-from dlsuite.apps.translation.app import TranslationApp  # noqa: E402
-from dlsuite.apps.vision.app import VisionApp  # noqa: E402
 from dlsuite.shared.config import ConfigError, describe_fields  # noqa: E402
 from dlsuite.shared.runs import atomic_write_json  # noqa: E402
-from dlsuite.shared.training import NaNLossError  # noqa: E402
 
-# App name -> the app. No registry: add a line here (and the app's folder) to add an app.
-APPS: dict[str, App] = {
-    "vision": VisionApp(),
-    "language": LanguageApp(),
-    "speech": SpeechApp(),
-    "translation": TranslationApp(),
-}
+APP_NAMES = ("vision", "language", "speech", "translation")
+
+
+@functools.cache
+def apps() -> dict:
+    """App name -> the app. No registry: add a line here (and the app's folder) to add an app.
+    Imported on first use, so commands that need no model (`language ngram`) start without
+    TensorFlow."""
+    from dlsuite.apps.language.app import LanguageApp
+    from dlsuite.apps.speech.app import SpeechApp
+    from dlsuite.apps.translation.app import TranslationApp
+    from dlsuite.apps.vision.app import VisionApp
+
+    return {"vision": VisionApp(), "language": LanguageApp(), "speech": SpeechApp(), "translation": TranslationApp()}
+
+
+def __getattr__(name: str):
+    if name == "APPS":  # `cli.APPS`: the apps, imported when first asked for
+        return apps()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 INPUT_COMMANDS = ("predict", "generate", "ngram")  # the commands that take inputs (language: prompts, text files)
 OVERRIDE = re.compile(r"[A-Za-z_]\w*=.*", re.DOTALL)  # key=value; "a = b" or "x=y z" text is an input
 
 
-def _parser(app: App) -> argparse.ArgumentParser:
+def _parser(app) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"dlsuite {app.name}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -61,6 +71,8 @@ def _parser(app: App) -> argparse.ArgumentParser:
         "that lists the valid ones.",
         epilog="config keys (key = default  meaning):\n" + describe_fields(app.config_class),
     )
+    from dlsuite.apps.app import COMMANDS
+
     parser.add_argument("command", choices=COMMANDS + app.extra_commands, help="what to do")
     parser.add_argument("--config", help="YAML file of key: value settings")
     parser.add_argument("--quick", action="store_true", help="start from the quick preset (the main job's settings)")
@@ -70,20 +82,54 @@ def _parser(app: App) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_command_line(app: App, argv: list[str]) -> tuple:
+def parse_command_line(app, argv: list[str]) -> tuple:
     """One app's command line -> (command, resolved config, --from source, inputs) for `App.run`."""
     ns = _parser(app).parse_intermixed_args(argv)  # options may sit between positionals
-    overrides = [a for a in ns.args if " " not in a.split("=", 1)[0] and OVERRIDE.fullmatch(a)]
-    inputs = [a for a in ns.args if a not in overrides]
+    overrides, inputs = split_overrides(ns.args)
     config = app.resolve_config(ns.command, ns.source, ns.config, overrides, ns.quick)
     if inputs and ns.command not in INPUT_COMMANDS:
         raise ConfigError(f"'{ns.command}' takes no inputs, got {inputs[0]!r}; settings are key=value.")
     return ns.command, config, ns.source, inputs
 
 
+def split_overrides(args: list[str]) -> tuple[list[str], list[str]]:
+    """(key=value settings, the other arguments: inputs)."""
+    overrides = [a for a in args if " " not in a.split("=", 1)[0] and OVERRIDE.fullmatch(a)]
+    return overrides, [a for a in args if a not in overrides]
+
+
 def run_app(name: str, argv: list[str]) -> dict | list:
     """`dlsuite <name> ...` without the process: parses the command line, runs it, returns the result."""
-    return APPS[name].run(*parse_command_line(APPS[name], argv))
+    return apps()[name].run(*parse_command_line(apps()[name], argv))
+
+
+def run_ngram_command(argv: list[str]) -> dict:
+    """`dlsuite language ngram ...` without TensorFlow (it builds no neural model): the same
+    settings and messages as through the language app, in about a fifth of the start-up time."""
+    from dlsuite.apps.language import ngram_command
+
+    parser = argparse.ArgumentParser(prog="dlsuite language ngram", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description=ngram_command.__doc__.split("\n\n")[0],
+                                     epilog="config keys (key = default  meaning):\n"
+                                     + describe_fields(ngram_command.NGramCommandConfig))
+    parser.add_argument("--config", help="YAML file of key: value settings")
+    parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--from", dest="source", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="*", help="corpus text files and key=value settings")
+    ns = parser.parse_intermixed_args(argv)
+    overrides, inputs = split_overrides(ns.args)
+    config = ngram_command.resolve_config(ns.source, ns.config, overrides, ns.quick)
+    return ngram_command.build_arpa(inputs, config)
+
+
+def is_user_error(err: Exception) -> bool:
+    """Bad settings or inputs (printed as one line, exit status 2) rather than a bug."""
+    if isinstance(err, ConfigError | FileNotFoundError | ValueError):
+        return True
+    from dlsuite.apps.app import ExportMismatchError
+    from dlsuite.shared.training import NaNLossError
+
+    return isinstance(err, ExportMismatchError | NaNLossError)
 
 
 def run_all(argv: list[str]) -> dict:
@@ -92,7 +138,7 @@ def run_all(argv: list[str]) -> dict:
     parser.add_argument("--run-root", default="runs", help="where run folders go")
     ns = parser.parse_args(argv)
     summary = {}
-    for name, app in APPS.items():
+    for name, app in apps().items():
         summary[name] = app.main_job(ns.run_root)
     atomic_write_json(Path(ns.run_root) / "summary.json", summary)
     print("\n=== dlsuite main job summary ===")
@@ -118,7 +164,7 @@ def run_on_ray(app: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = f"usage: dlsuite {{{','.join(APPS)},all,launch}} <command> [--help]\n\n" + __doc__
+    usage = f"usage: dlsuite {{{','.join(APP_NAMES)},all,launch}} <command> [--help]\n\n" + __doc__
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0
@@ -133,14 +179,21 @@ def main(argv: list[str] | None = None) -> int:
             return launch.main(rest)
         if "launcher=ray" in rest:  # the same command on Ray workers (apps/ray_launch.py)
             return run_on_ray(app, rest)
-        if app not in APPS:
-            print(f"Unknown app '{app}'. Choose one of: {', '.join(APPS)}, all, launch.", file=sys.stderr)
+        if app not in APP_NAMES:
+            print(f"Unknown app '{app}'. Choose one of: {', '.join(APP_NAMES)}, all, launch.", file=sys.stderr)
             return 2
-        result = APPS[app].run(*parse_command_line(APPS[app], rest))
-        output = _parser(APPS[app]).parse_known_intermixed_args(rest)[0].output
-        if output and isinstance(result, list):  # predict's answers, one row per input
-            print(f"(written to {write_predictions(result, output)})", file=sys.stderr)
-    except (ConfigError, FileNotFoundError, ValueError, ExportMismatchError, NaNLossError) as err:
+        if app == "language" and rest[:1] == ["ngram"]:
+            result = run_ngram_command(rest[1:])
+        else:
+            result = run_app(app, rest)
+            output = _parser(apps()[app]).parse_known_intermixed_args(rest)[0].output
+            if output and isinstance(result, list):  # predict's answers, one row per input
+                from dlsuite.apps.app import write_predictions
+
+                print(f"(written to {write_predictions(result, output)})", file=sys.stderr)
+    except Exception as err:
+        if not is_user_error(err):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

@@ -32,13 +32,16 @@ def main() -> None:
     parser.add_argument("--outputs", default=",".join(OUTPUTS))
     parser.add_argument("--json", default="benchmarks/results/output_layers_convergence.json")
     parser.add_argument("--out", default="benchmarks/results/output_layers_convergence.md")
+    parser.add_argument("--ranking-loss", choices=("hinge", "logistic"), help="ranking: the pairwise loss (default: the preset's)")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)
 
     rows = []
-    for config, metrics in train_each_output(args.outputs.split(","), args.epochs):
+    for config, metrics in train_each_output(args.outputs.split(","), args.epochs, ranking_loss=args.ranking_loss):
         rows.append(summarize(config.output, metrics))
+        if config.output == "ranking":
+            rows[-1]["output"] = f"ranking ({config.ranking_loss})"
         print(f"  {config.output}: {rows[-1]}", flush=True)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"command": command, "rows": rows}, indent=1))

@@ -36,13 +36,14 @@ def main() -> None:
     parser.add_argument("--proposal-power", type=float, help="sampled | nce | ranking (default: the preset's)")
     parser.add_argument("--num-classes", type=int, help="hierarchical_classes (default: the layer's)")
     parser.add_argument("--margin", type=float, help="ranking: the hinge's margin (default: the preset's)")
+    parser.add_argument("--ranking-loss", choices=("hinge", "logistic"), help="ranking: the pairwise loss (default: the preset's)")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)
 
     rows = []
     sampling = {"num_samples": args.num_samples, "proposal_power": args.proposal_power,
-                "ranking_margin": args.margin, "num_classes": args.num_classes}
+                "ranking_margin": args.margin, "ranking_loss": args.ranking_loss, "num_classes": args.num_classes}
     start = time.perf_counter()
     for config, metrics in train_each_output(args.outputs.split(","), args.epochs, **sampling):
         output = config.output

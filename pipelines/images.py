@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from dlsuite.pipelines.errors import DataError  # noqa: F401 - raised here, imported from here by the apps
+
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-
-
-class DataError(ValueError):
-    """Input data that cannot be used as given; the message names the file and the fix."""
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlsuite.pipelines.images import DataError
+from dlsuite.pipelines.errors import DataError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)

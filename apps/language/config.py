@@ -21,7 +21,7 @@ class LanguageConfig(TrainConfig):
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "tokenizer", "vocab_min_count", "vocab_max_size", "subword_vocab_size", "model", "window", "embedding_dim",
         "hidden_dim", "num_layers", "dropout", "output", "shortlist_size", "num_classes", "num_samples",
-        "proposal_power", "ranking_margin")
+        "proposal_power", "ranking_margin", "ranking_loss")
     # === Data ===
     corpus: str = option("kjv", "kjv | text:<file or folder> | tfds:<name> (e.g. tfds:lm1b)")
     text_format: Literal["lines", "running"] = option("lines", "text corpora: one sentence per line, or running text split at . ! ?")
@@ -50,6 +50,7 @@ class LanguageConfig(TrainConfig):
     num_classes: int = option(0, "hierarchical_classes: classes of the tree (0 = the layer's default, 4 sqrt|V|)")
     num_samples: int = option(256, "sampled | nce | ranking: negative samples per step")
     proposal_power: float = option(0.75, "sampled | nce | ranking: proposal q ∝ count ** power")
+    ranking_loss: Literal["hinge", "logistic"] = option("hinge", "ranking: the pairwise loss, the hinge of eq. 12.19 or its smooth form softplus(a_i - a_y)")
     ranking_margin: float = option(3.0, "ranking: the score gap the hinge asks of the target (eq. 12.19; 3 was best on the KJV, BENCHMARKS.md)")
     # === Evaluation, generation ===
     mixture: bool = option(True, "evaluate the neural + n-gram mixture (weight tuned on validation)")

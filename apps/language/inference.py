@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from dlsuite.apps.language import data, ngrams, report
-from dlsuite.apps.language.mixture import mix, perplexity, tune_mixture
+from dlsuite.apps.language.mixture import (
+    mix,
+    mix_by_bucket,
+    perplexity,
+    tune_mixture,
+    tune_mixture_by_bucket,
+)
 from dlsuite.apps.language.model import LanguageModel
 from dlsuite.pipelines.text import normalize
 from dlsuite.shared.layers.vocabulary_outputs import RankingSoftmax
@@ -84,13 +90,25 @@ def evaluate_all(config, model, ngram, splits, run_dir: Path, class_ngram=None, 
     if isinstance(model.vocabulary_output, RankingSoftmax):
         metrics |= uncalibrated_ranking_figures(model, splits["test"], name)
     if config.mixture:
-        valid_nn = neural_token_log_probs(model, splits["valid"], ngram)
-        weight = tune_mixture(valid_nn, ngram.token_log_probs(splits["valid"]))
-        metrics["mixture_weight_neural"] = weight
-        metrics["test_ppl_mixture"] = perplexity(mix(test_nn, test_ng, weight))
-        report.perplexity_by_length_figure(splits["test"], {"n-gram": test_ng, "neural": test_nn,
-                                                           "mixture": mix(test_nn, test_ng, weight)}, run_dir)
+        mixed, mixture_metrics = neural_ngram_mixture(model, ngram, splits, test_nn, test_ng)
+        metrics |= mixture_metrics
+        report.perplexity_by_length_figure(splits["test"], {"n-gram": test_ng, "neural": test_nn, "mixture": mixed},
+                                           run_dir)
     return metrics
+
+
+def neural_ngram_mixture(model, ngram, splits, test_nn, test_ng) -> tuple[np.ndarray, dict]:
+    """The mixture's test log-probs and figures: one neural weight tuned on the validation split
+    (`test_ppl_mixture_single_weight`), and one weight per number of history words the n-gram
+    knows (`test_ppl_mixture`, the app's mixture: where the n-gram has seen the last N-1 words it
+    is the better model, where it backs off to a short history the neural model is)."""
+    valid_nn, valid_ng = neural_token_log_probs(model, splits["valid"], ngram), ngram.token_log_probs(splits["valid"])
+    weight = tune_mixture(valid_nn, valid_ng)
+    weights = tune_mixture_by_bucket(valid_nn, valid_ng, ngram.history_orders(splits["valid"]))
+    mixed = mix_by_bucket(test_nn, test_ng, ngram.history_orders(splits["test"]), weights)
+    return mixed, {"mixture_weight_neural": weight, "test_ppl_mixture_single_weight": perplexity(mix(test_nn, test_ng, weight)),
+                   "mixture_weights_by_history_words": {str(k): v for k, v in weights.items()},
+                   "test_ppl_mixture": perplexity(mixed)}
 
 
 def score_sentences(model, vocab, ngram, sentences: list[str]) -> list[dict]:

@@ -22,3 +22,28 @@ def tune_mixture(valid_a: np.ndarray, valid_b: np.ndarray) -> float:
     grid = np.linspace(0.0, 1.0, 101)
     scores = [np.mean(mix(valid_a, valid_b, w)) for w in grid]
     return float(grid[int(np.argmax(scores))])
+
+
+def tune_mixture_by_bucket(valid_a: np.ndarray, valid_b: np.ndarray, buckets: np.ndarray,
+                           min_tokens: int = 200) -> dict[int, float]:
+    """One weight of model a per bucket of a history feature (here: how many history words the
+    n-gram knows), each maximizing validation likelihood on its own tokens: the likelihood is a sum
+    over buckets, so the weights are independent 1-D searches. Buckets with fewer than
+    `min_tokens` validation tokens get the global weight. Deleted interpolation (Jelinek & Mercer
+    1980) ties weights to history buckets the same way: trust the n-gram where it has seen the
+    history, the neural model where it has not."""
+    overall = tune_mixture(valid_a, valid_b)
+    weights = {}
+    for bucket in np.unique(buckets):
+        chosen = buckets == bucket
+        weights[int(bucket)] = tune_mixture(valid_a[chosen], valid_b[chosen]) if chosen.sum() >= min_tokens else overall
+    return weights
+
+
+def mix_by_bucket(log_probs_a: np.ndarray, log_probs_b: np.ndarray, buckets: np.ndarray,
+                  weights: dict[int, float]) -> np.ndarray:
+    """`mix` with the weight of each token's bucket (buckets never seen in tuning: their mean)."""
+    fallback = float(np.mean(list(weights.values())))
+    weight = np.array([weights.get(int(b), fallback) for b in buckets])
+    weight = np.clip(weight, 1e-12, 1 - 1e-12)
+    return np.logaddexp(np.log(weight) + log_probs_a, np.log(1 - weight) + log_probs_b)

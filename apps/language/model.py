@@ -111,6 +111,7 @@ def build_language_model(config, vocab_size: int, counts) -> LanguageModel:
         options["proposal_power"] = config.proposal_power
     if config.output == "ranking":
         options["margin"] = config.ranking_margin
+        options["pairwise"] = config.ranking_loss
     model = LanguageModel(vocab_size, counts, body=config.model, embedding_dim=config.embedding_dim,
                           hidden_dim=config.hidden_dim, num_layers=config.num_layers, window=config.window,
                           dropout=config.dropout, output_kind=config.output, output_options=options)

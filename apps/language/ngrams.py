@@ -59,6 +59,10 @@ class AlignedNGram:
         """Natural-log P(w_t | history) for every word and </s>, in corpus order."""
         return self.model.token_log10_probs([self.mapping[np.asarray(s, np.int64)] for s in sentences])[0] * LN10
 
+    def history_orders(self, sentences) -> np.ndarray:
+        """Per scored token (as `token_log_probs`): words of its history the n-gram knows (1..N-1)."""
+        return self.model.history_orders([self.mapping[np.asarray(s, np.int64)] for s in sentences])
+
     def tail_log_probs(self, inputs: np.ndarray, targets: np.ndarray, shortlist_size: int) -> np.ndarray:
         """log P_ngram(w | C, w in tail) for targets outside the shortlist (eq. 12.10), 0 elsewhere.
 

@@ -810,6 +810,9 @@ class NoiseContrastiveSoftmax(_SampledOutput):
         return self._tensorflow_loss(tf.nn.nce_loss, hidden, targets, sampled_values, False)
 
 
+PAIRWISE_LOSSES = ("hinge", "logistic")
+
+
 @keras.saving.register_keras_serializable(package="dlsuite")
 class RankingSoftmax(_SampledOutput):
     """Ranking (hinge) loss, eq. 12.19: L = sum_i max(0, margin - a_y + a_i) over sampled negatives.
@@ -843,11 +846,15 @@ class RankingSoftmax(_SampledOutput):
     >>> log_probs = output(hidden)                                 # calibrated, exact
     """
 
-    def __init__(self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, **kwargs):
+    def __init__(self, vocab_size, counts, num_samples, margin=1.0, proposal_power=1.0, pairwise="hinge",
+                 **kwargs):
         super().__init__(vocab_size, counts, num_samples, proposal_power, **kwargs)
         if not np.isfinite(margin) or margin <= 0:
             raise ValueError(f"margin must be finite and > 0, got {margin}.")
+        if pairwise not in PAIRWISE_LOSSES:
+            raise ValueError(f"pairwise must be one of {', '.join(PAIRWISE_LOSSES)}, got {pairwise!r}.")
         self.margin = float(margin)
+        self.pairwise = pairwise
 
     def _use_counts(self):
         super()._use_counts()
@@ -938,12 +945,15 @@ class RankingSoftmax(_SampledOutput):
         target_score += tf.gather(self.bias, targets)  # [N]
         scores = tf.matmul(hidden, tf.gather(self.kernel, negatives), transpose_b=True)
         scores += tf.gather(self.bias, negatives)  # [N, m]
-        hinge = tf.nn.relu(self.margin - target_score[:, None] + scores)
+        if self.pairwise == "hinge":
+            pair_loss = tf.nn.relu(self.margin - target_score[:, None] + scores)
+        else:  # "logistic": softplus(a_i - a_y), a proper pairwise loss (class docstring)
+            pair_loss = tf.nn.softplus(scores - target_score[:, None])
         is_target = tf.equal(negatives[None, :], targets[:, None])
-        return tf.reduce_sum(tf.where(is_target, tf.zeros_like(hinge), hinge), -1)
+        return tf.reduce_sum(tf.where(is_target, tf.zeros_like(pair_loss), pair_loss), -1)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin}
+        return {**super().get_config(), "margin": self.margin, "pairwise": self.pairwise}
 
 
 # === Factory ===

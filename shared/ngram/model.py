@@ -73,15 +73,7 @@ class BackoffNGramModel:
         contexts that did not match are added (the recursion above, unrolled).
         """
         tokens, sentence = flatten_sentences(sentences, self.bos_id, self.eos_id)
-        unigram = self._unigram[np.where(self._unigram[tokens] >= 0, tokens, self.unk_id)]
-        entries = [unigram]
-        for n in range(2, self.order + 1):
-            context = np.concatenate([[-1], entries[-1][:-1]])
-            same = np.zeros(len(tokens), bool)
-            same[n - 1 :] = sentence[n - 1 :] == sentence[: len(tokens) - n + 1]
-            entries.append(np.where(same, self.tables[n - 1].lookup(context, tokens), -1))
-        found = np.stack([e >= 0 for e in entries])  # [N, T]
-        longest = found.shape[0] - np.argmax(found[::-1], axis=0)  # 1..N, highest matching order
+        entries, longest = self._longest_matches(tokens, sentence)
         logp = np.zeros(len(tokens))
         for n in range(1, self.order + 1):
             hit = longest == n
@@ -90,9 +82,37 @@ class BackoffNGramModel:
             context = np.concatenate([[-1], entries[k - 1][:-1]])
             use = (longest <= k) & (context >= 0)
             logp[use] += self.log_backoffs[k - 1][context[use]]
-        predicted = tokens != self.bos_id  # <s> only conditions; it is never predicted
-        predicted[np.concatenate([[0], np.flatnonzero(np.diff(sentence)) + 1])] = False
+        predicted = self._predicted(tokens, sentence)
         return logp[predicted], sentence[predicted]
+
+    def history_orders(self, sentences: Sequence[np.ndarray]) -> np.ndarray:
+        """For every token and </s> that `token_log10_probs` scores: how many words of its history
+        (1..N-1, <s> included) the model knows as a context, the longest n-gram ending just before
+        it. A function of the history alone, not of the token, so a mixture weight chosen by it
+        still mixes normalized distributions into a normalized one."""
+        tokens, sentence = flatten_sentences(sentences, self.bos_id, self.eos_id)
+        _, longest = self._longest_matches(tokens, sentence)
+        before = np.minimum(np.concatenate([[1], longest[:-1]]), self.order - 1)
+        return before[self._predicted(tokens, sentence)]
+
+    def _longest_matches(self, tokens: np.ndarray, sentence: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """(entry index of the n-gram ending at each position, per order n, -1 if unseen; the
+        highest order seen, 1..N). An n-gram is only looked up within its sentence."""
+        unigram = self._unigram[np.where(self._unigram[tokens] >= 0, tokens, self.unk_id)]
+        entries = [unigram]
+        for n in range(2, self.order + 1):
+            context = np.concatenate([[-1], entries[-1][:-1]])
+            same = np.zeros(len(tokens), bool)
+            same[n - 1 :] = sentence[n - 1 :] == sentence[: len(tokens) - n + 1]
+            entries.append(np.where(same, self.tables[n - 1].lookup(context, tokens), -1))
+        found = np.stack([e >= 0 for e in entries])  # [N, T]
+        return entries, found.shape[0] - np.argmax(found[::-1], axis=0)
+
+    def _predicted(self, tokens: np.ndarray, sentence: np.ndarray) -> np.ndarray:
+        """<s> only conditions; it is never predicted."""
+        predicted = tokens != self.bos_id
+        predicted[np.concatenate([[0], np.flatnonzero(np.diff(sentence)) + 1])] = False
+        return predicted
 
     def sentence_log10_probs(self, sentences: Sequence[np.ndarray]) -> np.ndarray:
         logp, sentence = self.token_log10_probs(sentences)

@@ -168,3 +168,11 @@ def _choices(config_class, key: str) -> tuple:
     import typing
 
     return typing.get_args(typing.get_type_hints(config_class)[key])
+
+
+def test_the_command_line_names_every_app_it_runs(capsys):
+    """The usage line (written before any app is imported) lists the apps that `cli.APPS` holds."""
+    from dlsuite.apps import cli
+
+    assert tuple(APPS) == cli.APP_NAMES
+    assert main([]) == 0 and f"{{{','.join(APPS)},all,launch}}" in capsys.readouterr().out

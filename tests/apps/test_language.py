@@ -12,7 +12,7 @@ import pytest
 
 from dlsuite.apps import cli
 from dlsuite.apps.language import config as language_config
-from dlsuite.apps.language import data, inference, ngrams, train
+from dlsuite.apps.language import data, inference, mixture, ngrams, train
 from dlsuite.apps.language.app import LanguageApp
 from dlsuite.pipelines.images import DataError
 from dlsuite.pipelines.text import load_kjv
@@ -46,18 +46,36 @@ def trained_run(genesis, tmp_path_factory):
 
 
 def test_training_learns_and_the_mixture_beats_its_parts(trained_run):
-    run_dir, metrics, _ = trained_run
+    run_dir, metrics, config = trained_run
     neural, ngram, mixture = metrics["test_ppl_lstm_full"], metrics["test_ppl_ngram_3"], metrics["test_ppl_mixture"]
     vocabulary = metrics["vocabulary_size"]
     assert neural < vocabulary / 5, metrics  # far better than uniform guessing: it learned
     assert mixture < 0.98 * min(neural, ngram), metrics
     assert 0 < metrics["mixture_weight_neural"] < 1
+    # the weight per history length the n-gram knows does no worse than one weight for all
+    assert mixture <= metrics["test_ppl_mixture_single_weight"] * 1.01, metrics
+    assert {int(k) for k in metrics["mixture_weights_by_history_words"]} <= set(range(1, config.ngram_order))
     assert metrics["test_ppl_class_word_mixture"] <= ngram * 1.01
     for name in ("config.yaml", "model.keras", "ngram.arpa", "vocabulary.tsv", "metrics.json", "samples.txt",
                  "plots/embedding_map.png", "plots/perplexity_by_length.png", "tb/projector/metadata.tsv",
                  "tb/projector/projector_config.pbtxt", "word_classes.json"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "metrics.json").read_text())["test_ppl_mixture"] == pytest.approx(mixture)
+
+
+def test_mixture_weights_by_bucket_follow_the_better_model_of_each_bucket():
+    """Bucket 1: model a gives the targets probability 0.5, b 0.01; bucket 2 the reverse. One
+    weight per bucket trusts each bucket's better model; the single weight cannot, and does worse."""
+    buckets = np.repeat([1, 2], 400)
+    a = np.log(np.where(buckets == 1, 0.5, 0.01))
+    b = np.log(np.where(buckets == 1, 0.01, 0.5))
+    weights = mixture.tune_mixture_by_bucket(a, b, buckets)
+    assert weights[1] > 0.9 and weights[2] < 0.1, weights
+    by_bucket = mixture.perplexity(mixture.mix_by_bucket(a, b, buckets, weights))
+    single = mixture.perplexity(mixture.mix(a, b, mixture.tune_mixture(a, b)))
+    assert by_bucket < 0.6 * single  # 2.0 against 3.9
+    few = mixture.tune_mixture_by_bucket(a[:410], b[:410], buckets[:410])  # bucket 2: 10 tokens
+    assert few[2] == mixture.tune_mixture(a[:410], b[:410])
 
 
 def test_evaluate_reproduces_the_training_run(trained_run, tmp_path):

@@ -305,6 +305,30 @@ def test_score_chain_equals_corpus_scoring(order, smoothing, recwarn):
         assert sum(chained) == pytest.approx(totals[i], abs=1e-9)
 
 
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_history_orders_are_the_decoder_states_history(order):
+    """history_orders gives, per scored token, the length of the history that score()'s state
+    holds before that token: the longest history suffix the model knows, whatever the token."""
+    lines = read_lines("kjv_excerpt.txt")[:30]
+    model = build(lines, order)
+    sentences = model.encode(lines[20:] + HELD_OUT)
+    orders = model.history_orders(sentences)
+    expected = []
+    for sentence in sentences:
+        state = model.begin_state()
+        for word in [*sentence.tolist(), model.eos_id]:
+            expected.append(state.order)
+            state = model.score(state, word)[1]
+    np.testing.assert_array_equal(orders, expected)
+    assert orders.max() == order - 1 and orders.min() >= 1
+    # the same history followed by another word: the same order
+    swapped = [np.concatenate([s[:-1], [model.eos_id if s[-1] != model.eos_id else model.unk_id]]) for s in sentences if len(s)]
+    kept = [len(s) for s in sentences if len(s)]
+    ends = np.cumsum([n + 1 for n in kept]) - 2  # each sentence's last word
+    np.testing.assert_array_equal(model.history_orders([s for s in sentences if len(s)])[ends],
+                                  model.history_orders(swapped)[ends])
+
+
 @pytest.mark.parametrize("order", [1, 3])
 def test_null_state_scores_unigrams(order):
     """From null_state() (no history, not even <s>) every word gets its unigram log10 p."""
