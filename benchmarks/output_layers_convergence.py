@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--outputs", default=",".join(OUTPUTS))
     parser.add_argument("--json", default="benchmarks/results/output_layers_convergence.json")
     parser.add_argument("--out", default="benchmarks/results/output_layers_convergence.md")
-    parser.add_argument("--ranking-loss", choices=("hinge", "logistic"), help="ranking: the pairwise loss (default: the preset's)")
+    parser.add_argument("--ranking-loss", choices=("hinge", "squared_hinge", "logistic"), help="ranking: the pairwise loss (default: the preset's)")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)

@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--proposal-power", type=float, help="sampled | nce | ranking (default: the preset's)")
     parser.add_argument("--num-classes", type=int, help="hierarchical_classes (default: the layer's)")
     parser.add_argument("--margin", type=float, help="ranking: the hinge's margin (default: the preset's)")
-    parser.add_argument("--ranking-loss", choices=("hinge", "logistic"), help="ranking: the pairwise loss (default: the preset's)")
+    parser.add_argument("--ranking-loss", choices=("hinge", "squared_hinge", "logistic"), help="ranking: the pairwise loss (default: the preset's)")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     print(f"$ {command}", flush=True)

@@ -810,7 +810,7 @@ class NoiseContrastiveSoftmax(_SampledOutput):
         return self._tensorflow_loss(tf.nn.nce_loss, hidden, targets, sampled_values, False)
 
 
-PAIRWISE_LOSSES = ("hinge", "logistic")
+PAIRWISE_LOSSES = ("hinge", "squared_hinge", "logistic")
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -833,12 +833,22 @@ class RankingSoftmax(_SampledOutput):
     SavedModel keep them, and graphs traced before `calibrate` read the new values. Training
     ignores them. Hand-written: neither Keras nor TensorFlow provides a sampled ranking loss.
 
+    Why calibration cannot fix everything: per pair (w, v), with r = (P(w)/q(w)) / (P(v)/q(v)),
+    the expected loss is minimized at a score gap d = a_w - a_v of
+        hinge (eq. 12.19):        d = margin * sign(log r)      (a rank, no probability left)
+        squared_hinge, [.]_+^2:   d = margin * tanh(log(r) / 2)  (graded, saturating)
+        logistic, softplus(-d):   d = log r                      (a proper loss: a = log P/q + c)
+    so only the smooth forms keep probabilities in the scores. Measured on the KJV
+    (BENCHMARKS.md), the hinge with margin 3 still gives the best perplexity at our budgets.
+
     Args:
         vocab_size: int >= 2. |V|.
         counts: unigram count per word id, length |V| (None: set later, see `set_counts`).
         num_samples: int in [1, |V|). m negatives per step, shared by the batch.
-        margin: float > 0. The score gap asked for. Defaults to 1.0.
+        margin: float > 0. The score gap asked for (not used by "logistic"). Defaults to 1.0.
         proposal_power: float >= 0. q proportional to count ** power. Defaults to 1.0.
+        pairwise: "hinge" (eq. 12.19, the default), "squared_hinge" or "logistic": the loss of
+            each (target, negative) pair.
 
     Example:
     >>> output = RankingSoftmax(50_000, counts, num_samples=64, margin=1.0)
@@ -947,6 +957,8 @@ class RankingSoftmax(_SampledOutput):
         scores += tf.gather(self.bias, negatives)  # [N, m]
         if self.pairwise == "hinge":
             pair_loss = tf.nn.relu(self.margin - target_score[:, None] + scores)
+        elif self.pairwise == "squared_hinge":
+            pair_loss = tf.square(tf.nn.relu(self.margin - target_score[:, None] + scores))
         else:  # "logistic": softplus(a_i - a_y), a proper pairwise loss (class docstring)
             pair_loss = tf.nn.softplus(scores - target_score[:, None])
         is_target = tf.equal(negatives[None, :], targets[:, None])

@@ -297,6 +297,25 @@ def test_sampled_softmax_nce_and_ranking_losses_match_their_formulas():
             np.testing.assert_allclose(got[n], want, rtol=1e-4, atol=1e-4, err_msg=cls.__name__)
 
 
+def test_the_ranking_pairwise_losses_match_their_formulas():
+    """squared_hinge: [margin - a_y + a_i]_+^2; logistic: softplus(a_i - a_y), the target excluded."""
+    hidden, targets = inputs((4,))
+    sampled = np.array([0, 1, 5, targets[0], 20, 39], np.int64)
+    values = (tf.constant(sampled), tf.ones((4, 1)), tf.ones((len(sampled),)))
+    for pairwise, formula in (("squared_hinge", lambda d: np.maximum(0, 2.0 - d) ** 2),
+                              ("logistic", lambda d: np.logaddexp(0, -d))):
+        layer = RankingSoftmax(V, COUNTS, num_samples=len(sampled), margin=2.0, pairwise=pairwise)
+        layer.build((None, H))
+        got = layer.sampled_loss(tf.constant(hidden), tf.constant(targets), values).numpy()
+        scores = hidden.astype(np.float64) @ layer.kernel.numpy().T + layer.bias.numpy()
+        for n, (y, a) in enumerate(zip(targets, scores, strict=True)):
+            want = formula(a[y] - a[sampled])[sampled != y].sum()
+            np.testing.assert_allclose(got[n], want, rtol=1e-4, atol=1e-4, err_msg=pairwise)
+        assert RankingSoftmax.from_config(layer.get_config()).pairwise == pairwise
+    with pytest.raises(ValueError, match="pairwise must be one of hinge, squared_hinge, logistic"):
+        RankingSoftmax(V, COUNTS, num_samples=5, pairwise="hinged")
+
+
 def test_proposal_is_unigram_to_a_power_and_samples_follow_it():
     layer = SampledSoftmax(V, COUNTS, num_samples=V - 1, proposal_power=0.75)
     smoothed = np.where(
