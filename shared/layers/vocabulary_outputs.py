@@ -522,11 +522,19 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
         paths, codes, lengths = huffman_codes(_smoothed(self.counts))
         self.code_lengths, self.paths, self.codes = lengths, paths, codes
         mask = np.arange(paths.shape[1])[None] < lengths[:, None]
+        words, steps = np.nonzero(mask)
+        # The node biases' initial values: the unigram model. Node k takes branch 1 with
+        # probability sigmoid(b_k) at h = 0, so b_k = log(u(branch 1) / u(branch 0)), the unigram
+        # masses under each child; zeros would start every decision at 1/2 (KJV, 6 epochs: 62.95
+        # against the class tree's 54.99, whose biases start at the unigram model).
+        unigram = _smoothed(self.counts) / _smoothed(self.counts).sum()
+        branch_mass = np.zeros((self.vocab_size - 1, 2))
+        np.add.at(branch_mass, (paths[words, steps], codes[words, steps]), unigram[words])
+        self.slot_log_prior = np.log(branch_mass[:, 1]) - np.log(branch_mass[:, 0])  # [V - 1]
         self._paths = _eager_constant(paths, tf.int32)
         self._signs = _eager_constant(np.where(mask, 2.0 * codes - 1.0, 0.0), tf.float32)
         # log_probs as one sparse product: row w of the [V, 2(V-1)] matrix picks log sigmoid(+z_k) (column
         # k) or log sigmoid(-z_k) (column |V|-1+k) for each node k on w's path.
-        words, steps = np.nonzero(mask)
         columns = paths[words, steps] + np.where(codes[words, steps] == 1, 0, self.vocab_size - 1)
         indices = np.stack([words, columns], 1).astype(np.int64)
         self._path_indices = _eager_constant(indices[np.lexsort((columns, words))], tf.int64)
@@ -559,9 +567,9 @@ class HierarchicalSoftmax(_UnigramCounts, VocabularyOutput):
             )
 
     def _prior_initializer(self, name):
-        """The class tree's biases start at the unigram model (see `_init_classes`); the Huffman
-        tree's, and a layer without counts yet (`from_config`: weights to be loaded), at 0."""
-        if self.tree != "classes" or self.counts is None:
+        """Both trees' biases start at the unigram model (`_init_classes`, `_init_huffman`); a
+        layer without counts yet (`from_config`: weights to be loaded) at 0."""
+        if self.counts is None:
             return "zeros"
         value = getattr(self, name)
         return lambda shape, dtype=None: tf.constant(value, dtype or tf.float32)

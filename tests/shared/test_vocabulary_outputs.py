@@ -238,6 +238,21 @@ def test_class_tree_starts_as_the_smoothed_unigram_model():
     assert not np.any(waiting.class_bias.numpy()) and not np.any(waiting.node_bias.numpy())
 
 
+def test_huffman_tree_starts_as_the_smoothed_unigram_model():
+    """Each node's bias starts at log(u(branch 1) / u(branch 0)): with h = 0 the product of the
+    decisions on a word's path is its unigram probability. Waiting for counts: zeros."""
+    layer = make_vocabulary_output("huffman", V, COUNTS, H)
+    smoothed = np.where(COUNTS > 0, COUNTS, COUNTS[COUNTS > 0].min() / 2)
+    log_unigram = np.log(smoothed / smoothed.sum())
+    zero = np.zeros((3, H), np.float32)
+    np.testing.assert_allclose(layer.log_probs(zero).numpy(), np.tile(log_unigram, (3, 1)), atol=1e-5)
+    words = np.array([0, V // 2, V - 1], np.int32)
+    np.testing.assert_allclose(layer.log_prob(zero, words).numpy(), log_unigram[words], atol=1e-5)
+    waiting = HierarchicalSoftmax.from_config(layer.get_config())
+    waiting.build((None, H))
+    assert not np.any(waiting.node_bias.numpy())
+
+
 def test_training_gathers_only_the_rows_it_needs():
     """Per token: the target's class block, its path, or the target and the m samples."""
     vocab_size = 2000
