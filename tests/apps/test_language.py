@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bible") is None, reason="needs Deb
 APP = LanguageApp()
 SMALL = dataclasses.replace(
     language_config.LanguageConfig(), epochs=8, batch_size=32, learning_rate=1e-2, embedding_dim=32, global_clipnorm=1.0,
-    hidden_dim=64, ngram_order=3, vocab_min_count=2, class_ngram_classes=20,
+    hidden_dim=64, ngram_order=3, vocab_min_count=2, class_ngram_classes=20, output="full", dropout=0.2,
 )
 
 
