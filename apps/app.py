@@ -114,7 +114,8 @@ def run_folder(source: str | Path) -> Path:
 
 
 def write_predictions(results: list[dict], path: str | Path) -> Path:
-    """predict's results as a .tsv table (a header of the dicts' keys, one row per input) or .json."""
+    """predict's results as a .tsv table (a header of the dicts' keys, one row per input; lists and
+    dicts, such as a long recording's `segments`, as JSON in their cell) or .json."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         return atomic_write_text(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -124,7 +125,8 @@ def write_predictions(results: list[dict], path: str | Path) -> Path:
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, delimiter="\t", lineterminator="\n", restval="")
     writer.writeheader()
-    writer.writerows(results)
+    writer.writerows({key: json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
+                      for key, value in result.items()} for result in results)
     return atomic_write_text(path, text.getvalue())
 
 

@@ -135,3 +135,9 @@ def test_write_predictions_as_tsv_or_json(tmp_path):
     assert (tmp_path / "out.tsv").read_text().splitlines()[0] == "input\tgreedy\tbeam"
     with pytest.raises(ValueError, match=r"\.tsv or \.json"):
         write_predictions(results, tmp_path / "out.txt")
+    # a long recording's segments: one JSON cell, read back whole
+    long = [{"input": "long.wav", "greedy": "in the beginning", "segments": [{"start": 0.0, "end": 2.5, "greedy": "in the"}]}]
+    write_predictions(long, tmp_path / "long.tsv")
+    with open(tmp_path / "long.tsv", newline="") as f:
+        row = next(csv.DictReader(f, delimiter="\t"))
+    assert json.loads(row["segments"]) == long[0]["segments"] and row["greedy"] == "in the beginning"
