@@ -87,6 +87,11 @@ class SpeechApp(App):
         strategy, batch = set_up(config)
         splits, examples = train.prepare(config, run_dir, ("valid", "test"))
         adapt = train.adaptation_set(splits, config)
+        adapt_figures = {"adapt_utterances": len(adapt), "adapt_minutes": minutes_of(adapt)}
+        if config.rehearsal_minutes:
+            rehearsal = train.rehearsal_set(self.trained_config(source), config)
+            adapt_figures |= {"rehearsal_utterances": len(rehearsal), "rehearsal_minutes": minutes_of(rehearsal)}
+            adapt = data.join_examples(adapt, rehearsal)
         lm, fusion = inference.load_lm(run_dir), inference.read_fusion(run_dir)
         with strategy.scope():
             model = self.load_model(source)
@@ -97,8 +102,7 @@ class SpeechApp(App):
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
         metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
-        return metrics | {"adapt_utterances": len(adapt),
-                          "adapt_minutes": round(sum(u.duration for u in adapt.utterances) / 60, 2)}
+        return metrics | adapt_figures
 
     def distill(self, config: SpeechConfig, run_dir: Path, teachers: list[Path]) -> dict:
         """The model `config` describes (e.g. rnn_units=64), taught by the teachers' averaged per-frame
@@ -155,3 +159,8 @@ def probe_waveform(seconds: float = 1.5, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     chirp = 0.3 * np.sin(2 * np.pi * (200 + 900 * t) * t)
     return (chirp + 0.02 * np.random.default_rng(seed).standard_normal(len(t))).astype(np.float32)
+
+
+def minutes_of(examples: data.Examples) -> float:
+    """Minutes of audio in a split."""
+    return round(sum(u.duration for u in examples.utterances) / 60, 2)

@@ -74,6 +74,7 @@ class SpeechConfig(TrainConfig):
     lm_text: Literal["sources", "kjv", "none"] = option("sources", "extra LM text when lm=train, synthetic corpus: the training side of its text_sources (KJV training chapters, gettext training messages; never a valid/test/ood sentence), the KJV's only, or none")
     # === Fine-tuning ===
     adapt_minutes: float = option(3.0, "finetune on the embedded corpus: minutes of the held-out voices' audio")
+    rehearsal_minutes: float = option(0.0, "finetune: also train on this many minutes of the source run's own training data, so the model keeps what it knew (0 = off)")
 
     def validate(self) -> None:
         super().validate()
@@ -109,6 +110,7 @@ class SpeechConfig(TrainConfig):
             (self.beam_width >= 1, "beam_width must be >= 1"),
             (2 <= self.lm_order <= 10, "lm_order must be between 2 and 10"),
             (self.adapt_minutes > 0, "adapt_minutes must be > 0"),
+            (self.rehearsal_minutes >= 0, "rehearsal_minutes must be >= 0 (0 = no rehearsal)"),
         ]
         require(checks)
 

@@ -63,6 +63,13 @@ class Examples:
         return len(self.utterances)
 
 
+def join_examples(first: Examples, second: Examples) -> Examples:
+    """Both splits' utterances as one (with waveforms only if both kept theirs)."""
+    waveforms = first.waveforms + second.waveforms if first.waveforms is not None and second.waveforms is not None else None
+    return Examples(first.utterances + second.utterances, first.features + second.features,
+                    first.labels + second.labels, waveforms)
+
+
 _FEATURE_GRAPHS: dict = {}  # one traced graph per feature kind
 
 

@@ -97,10 +97,26 @@ def adaptation_set(splits: SpeechCorpus, config: SpeechConfig) -> data.Examples:
     augmenting = augment.Augmentation.from_config(config).enabled
     if "adapt" not in splits.extra:
         return data.examples(splits.train, config, "train", keep_waveforms=augmenting)
+    return data.examples(first_minutes(splits.extra["adapt"], config.adapt_minutes), config, "adapt",
+                         keep_waveforms=augmenting)
+
+
+def rehearsal_set(source_config: SpeechConfig, config: SpeechConfig) -> data.Examples:
+    """`rehearsal_minutes` of the source run's own training split (its corpus, loaded as it was
+    trained on; seeded order), mixed into fine-tuning so that adapting to new voices does not
+    erase the old ones (rehearsal: the old task's data kept in the new task's batches)."""
+    training = list(data.load_splits(source_config).train)
+    np.random.default_rng(config.seed).shuffle(training)
+    chosen = first_minutes(training, config.rehearsal_minutes)
+    return data.examples(chosen, config, "rehearsal", keep_waveforms=augment.Augmentation.from_config(config).enabled)
+
+
+def first_minutes(utterances, minutes: float) -> list:
+    """The leading utterances that make up `minutes` of audio (the last one may run over)."""
     chosen, total = [], 0.0
-    for utt in splits.extra["adapt"]:
-        if total >= config.adapt_minutes * 60:
+    for utt in utterances:
+        if total >= minutes * 60:
             break
         chosen.append(utt)
         total += utt.duration
-    return data.examples(chosen, config, "adapt", keep_waveforms=augmenting)
+    return chosen

@@ -228,6 +228,29 @@ def test_evaluate_predict_and_finetune_use_the_run(tiny_run):
     assert np.abs(after - before).max() > 1e-4  # fine-tuning trained (a small split once gave no batches)
 
 
+
+def test_finetune_with_rehearsal_mixes_in_the_source_runs_training_data(tiny_run):
+    """rehearsal_minutes: that much of the source run's own training split (loaded from its
+    config, here the synthetic corpus) joins the adaptation set; a negative value is refused."""
+    import dataclasses
+    from pathlib import Path
+
+    from dlsuite.apps.cli import run_app
+    from dlsuite.apps.speech import data, train
+    from dlsuite.apps.speech.app import SpeechApp
+    from dlsuite.shared.config import ConfigError
+
+    _, args, result = tiny_run
+    source = SpeechApp().trained_config(Path(result["run_dir"]))
+    chosen = train.rehearsal_set(source, dataclasses.replace(source, rehearsal_minutes=0.1))
+    assert len(chosen) >= 1 and {u.key for u in chosen.utterances} <= {u.key for u in data.load_splits(source).train}
+    assert sum(u.duration for u in chosen.utterances[:-1]) < 0.1 * 60
+    tuned = run_app("speech", ["finetune", "--from", result["run_dir"], *args, "adapt_minutes=0.1", "rehearsal_minutes=0.1"])
+    assert tuned["rehearsal_utterances"] == len(chosen) and tuned["rehearsal_minutes"] >= 0.1
+    with pytest.raises(ConfigError, match="rehearsal_minutes must be >= 0"):
+        run_app("speech", ["finetune", "--from", result["run_dir"], *args, "rehearsal_minutes=-1"])
+
+
 def test_predict_on_a_corrupt_file_names_it(tiny_run, tmp_path):
     from dlsuite.apps.cli import run_app
 
