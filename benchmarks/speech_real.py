@@ -13,7 +13,9 @@ speaker, 8 kHz; apps/speech/asterisk_corpus.py):
   the same test utterances, at the two settings its documentation gives for telephone audio:
   upsampled to the model's 16 kHz, and native 8 kHz with `samprate=8000, nfft=256` and the
   model's filter bank cut at 3.5 kHz (`-upperf` in feat.params; CMUSphinx FAQ). Two processes.
-Results: benchmarks/results/speech_real.{md,json}.
+With `--rehearsal-minutes M`, a second fine-tune mixes M minutes of the run's own training data
+into the adaptation set (`rehearsal_minutes`: does the model keep its synthetic voices?).
+Results: benchmarks/results/speech_real.{md,json} (`--no-peer`: speech_real_finetunes_<run>.*).
 """
 
 from __future__ import annotations
@@ -78,20 +80,27 @@ def error_rates(metrics: dict, prefix: str) -> dict:
             if f"{prefix}_cer_{d}" in metrics}
 
 
-def run_ours(app, run: Path, finetune_epochs: int | None) -> dict:
+def run_ours(app, run: Path, finetune_epochs: int | None, rehearsal_minutes: float = 0.0) -> dict:
+    """Zero-shot and fine-tuned figures on the real test part and the run's synthetic test split;
+    with `rehearsal_minutes`, a second fine-tune that mixes in that much of the run's training data."""
     data = app.trained_config(run).data
     zero_shot = app.run("evaluate", app.resolve_config("evaluate", run, overrides=["data=asterisk"]), run)
-    overrides = ["data=asterisk"] + ([f"epochs={finetune_epochs}"] if finetune_epochs else [])
-    adapted = app.run("finetune", app.resolve_config("finetune", run, overrides=overrides), run)
-    adapted_run = Path(adapted["run_dir"])
-    synthetic_after = app.run("evaluate", app.resolve_config("evaluate", adapted_run, overrides=[f"data={data}"]),
-                              adapted_run)
     synthetic_before = app.run("evaluate", app.resolve_config("evaluate", run, overrides=[f"data={data}"]), run)
-    return {"zero_shot": error_rates(zero_shot, "test"), "adapted": error_rates(adapted, "test"),
-            "synthetic_before": error_rates(synthetic_before, "test"),
-            "synthetic_after": error_rates(synthetic_after, "test"),
-            "adapt_minutes": adapted["adapt_minutes"], "adapt_utterances": adapted["adapt_utterances"],
-            "finetune_run": str(adapted_run), "synthetic_data": data}
+    ours = {"zero_shot": error_rates(zero_shot, "test"), "synthetic_before": error_rates(synthetic_before, "test"),
+            "synthetic_data": data, "finetunes": {}}
+    variants = {"adapted": []} | ({"rehearsed": [f"rehearsal_minutes={rehearsal_minutes}"]} if rehearsal_minutes else {})
+    for name, extra in variants.items():
+        overrides = ["data=asterisk", *extra] + ([f"epochs={finetune_epochs}"] if finetune_epochs else [])
+        adapted = app.run("finetune", app.resolve_config("finetune", run, overrides=overrides), run)
+        adapted_run = Path(adapted["run_dir"])
+        synthetic_after = app.run("evaluate", app.resolve_config("evaluate", adapted_run, overrides=[f"data={data}"]),
+                                  adapted_run)
+        ours["finetunes"][name] = {"real": error_rates(adapted, "test"), "synthetic": error_rates(synthetic_after, "test"),
+                                   "run": str(adapted_run), "train_seconds": adapted.get("train_seconds"),
+                                   **{k: adapted[k] for k in ("adapt_minutes", "adapt_utterances", "rehearsal_minutes",
+                                                              "rehearsal_utterances") if k in adapted}}
+    ours |= {k: ours["finetunes"]["adapted"][k] for k in ("adapt_minutes", "adapt_utterances")}
+    return ours
 
 
 def run_pocketsphinx(test) -> dict:
@@ -110,10 +119,15 @@ def report(ours: dict, peer: dict, test, settings: dict) -> list[str]:
     lines = [f"Real-speech test part: {len(test)} utterances, {minutes:.1f} min (asterisk, one human speaker, 8 kHz).",
              f"Adaptation: {ours['adapt_utterances']} utterances, {ours['adapt_minutes']:.1f} min of audio.", "",
              "| system | decoder | real CER | real WER | synthetic CER | synthetic WER |", "|---|---|---|---|---|---|"]
-    for name, real, synthetic in (("ours, zero-shot", "zero_shot", "synthetic_before"),
-                                  ("ours, fine-tuned on the adaptation part", "adapted", "synthetic_after")):
-        for decoder, (cer, wer) in ours[real].items():
-            s_cer, s_wer = ours[synthetic].get(decoder, (float("nan"),) * 2)
+    rows = [("ours, zero-shot", ours["zero_shot"], ours["synthetic_before"])]
+    for tuned in ours["finetunes"].values():
+        label = "ours, fine-tuned on the adaptation part"
+        if "rehearsal_minutes" in tuned:
+            label += f" + {tuned['rehearsal_minutes']:.1f} min of its training data (rehearsal)"
+        rows.append((label, tuned["real"], tuned["synthetic"]))
+    for name, real, synthetic in rows:
+        for decoder, (cer, wer) in real.items():
+            s_cer, s_wer = synthetic.get(decoder, (float("nan"),) * 2)
             lines.append(f"| {name} | {decoder} | {cer:.3f} | {wer:.3f} | {s_cer:.3f} | {s_wer:.3f} |")
     for rate, figures in peer.items():
         lines.append(f"| pocketsphinx 5.1.1, en-us, {rate // 1000} kHz | its 3-gram LM | {figures['cer']:.3f} | "
@@ -128,6 +142,9 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the run's epochs")
     parser.add_argument("--zero-shot-only", action="store_true",
                         help="only `evaluate data=asterisk` (no pocketsphinx, no fine-tuning): to compare runs")
+    parser.add_argument("--rehearsal-minutes", type=float, default=0.0,
+                        help="also fine-tune with this many minutes of the run's training data mixed in")
+    parser.add_argument("--no-peer", action="store_true", help="skip pocketsphinx (its figures: an earlier run)")
     args = parser.parse_args()
 
     from dlsuite.apps.speech.app import SpeechApp
@@ -144,13 +161,15 @@ def main() -> None:
         print("\n".join(lines))
         write_results(f"speech_real_zero_shot_{args.run.name}", lines, {"run": str(args.run), "metrics": result})
         return
-    peer = run_pocketsphinx(test)  # first: it needs no TensorFlow, and its figures come even if ours fail
-    ours = run_ours(app, args.run, args.finetune_epochs)
+    # pocketsphinx first: it needs no TensorFlow, and its figures come even if ours fail
+    peer = {} if args.no_peer else run_pocketsphinx(test)
+    ours = run_ours(app, args.run, args.finetune_epochs, args.rehearsal_minutes)
     settings = {"run": str(args.run), "finetune_epochs": args.finetune_epochs or config.epochs,
-                "test_utterances": len(test)}
+                "test_utterances": len(test), "rehearsal_minutes": args.rehearsal_minutes}
     lines = report(ours, peer, test, settings)
     print("\n".join(lines))
-    write_results("speech_real", lines, {"settings": settings, "ours": ours, "pocketsphinx": peer})
+    name = "speech_real" if peer else f"speech_real_finetunes_{args.run.name}"
+    write_results(name, lines, {"settings": settings, "ours": ours, "pocketsphinx": peer})
 
 
 if __name__ == "__main__":
