@@ -52,7 +52,7 @@ class LanguageConfig(TrainConfig):
     num_classes: int = option(0, "hierarchical_classes: classes of the tree (0 = the layer's default, 4 sqrt|V|)")
     num_samples: int = option(256, "sampled | nce | ranking: negative samples per step")
     proposal_power: float = option(0.75, "sampled | nce | ranking: proposal q ∝ count ** power")
-    ranking_loss: Literal["hinge", "squared_hinge", "logistic"] = option("hinge", "ranking: the pairwise loss, the hinge of eq. 12.19 or its smooth form softplus(a_i - a_y)")
+    ranking_loss: Literal["hinge", "squared_hinge", "logistic"] = option("hinge", "ranking: the pairwise loss, the hinge of eq. 12.19, its square, or its smooth form softplus(a_i - a_y) (the hinge was best on the KJV, BENCHMARKS.md)")
     ranking_margin: float = option(3.0, "ranking: the score gap the hinge asks of the target (eq. 12.19; 3 was best on the KJV, BENCHMARKS.md)")
     # === Evaluation, generation ===
     mixture: bool = option(True, "evaluate the neural + n-gram mixture (weight tuned on validation)")

@@ -104,7 +104,7 @@ def neural_ngram_mixture(model, ngram, splits, test_nn, test_ng) -> tuple[np.nda
     is the better model, where it backs off to a short history the neural model is)."""
     valid_nn, valid_ng = neural_token_log_probs(model, splits["valid"], ngram), ngram.token_log_probs(splits["valid"])
     weight = tune_mixture(valid_nn, valid_ng)
-    weights = tune_mixture_by_bucket(valid_nn, valid_ng, ngram.history_orders(splits["valid"]))
+    weights = tune_mixture_by_bucket(valid_nn, valid_ng, ngram.history_orders(splits["valid"]), overall=weight)
     mixed = mix_by_bucket(test_nn, test_ng, ngram.history_orders(splits["test"]), weights)
     return mixed, {"mixture_weight_neural": weight, "test_ppl_mixture_single_weight": perplexity(mix(test_nn, test_ng, weight)),
                    "mixture_weights_by_history_words": {str(k): v for k, v in weights.items()},
