@@ -35,7 +35,7 @@ class SpeechApp(App):
     name = "speech"
     config_class = SpeechConfig
     inputs_are = "files"
-    kept_files = ("lm.arpa", "fusion.json")
+    kept_files = ("lm.arpa", "char_lm.arpa", "fusion.json")
 
     def quick(self) -> SpeechConfig:
         return quick()
@@ -55,30 +55,30 @@ class SpeechApp(App):
     def train_and_evaluate(self, config: SpeechConfig, run_dir: Path) -> dict:
         strategy, batch = set_up(config)
         splits, examples = train.prepare(config, run_dir)
-        lm = train.build_lm(config, splits, run_dir)
+        lms = train.build_lm(config, splits, run_dir)
         with strategy.scope():
             model = build_speech_model(config, examples["train"].features[0].shape[1], len(ALPHABET))
         metrics = train.fit(model, config, examples["train"], examples["valid"], batch, run_dir)
-        fusion = inference.tune(model, examples["valid"], config, lm)
+        fusion = inference.tune(model, examples["valid"], config, lms)
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
-        metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
-        return metrics | out_of_domain_metrics(model, splits, config, lm, fusion, run_dir, metrics)
+        metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)
+        return metrics | out_of_domain_metrics(model, splits, config, lms, fusion, run_dir, metrics)
 
     def evaluate(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
         """Test CER/WER of a trained run (its model and LM) on `config.data`; alpha and beta are tuned
         again on that data's validation split (beam_width, lexicon or open vocabulary, or no LM: inference.tune)."""
         set_up(config)
         splits, examples = train.prepare(config, run_dir, ("valid", "test"))
-        lm, model = inference.load_lm(run_folder(source)), self.load_model(source, config.export_precision)
-        fusion = inference.tune(model, examples["valid"], config, lm)
+        lms, model = inference.load_lm(run_folder(source)), self.load_model(source, config.export_precision)
+        fusion = inference.tune(model, examples["valid"], config, lms)
         metrics = {}
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
-        metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
-        return metrics | out_of_domain_metrics(model, splits, config, lm, fusion, run_dir, metrics)
+        metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)
+        return metrics | out_of_domain_metrics(model, splits, config, lms, fusion, run_dir, metrics)
 
     def finetune(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
         """Adapts a trained model to new voices (train.adaptation_set); test CER/WER before (with the
@@ -92,16 +92,16 @@ class SpeechApp(App):
             rehearsal = train.rehearsal_set(self.trained_config(source), config)
             adapt_figures |= {"rehearsal_utterances": len(rehearsal), "rehearsal_minutes": minutes_of(rehearsal)}
             adapt = data.join_examples(adapt, rehearsal)
-        lm, fusion = inference.load_lm(run_dir), inference.read_fusion(run_dir)
+        lms, fusion = inference.load_lm(run_dir), inference.read_fusion(run_dir)
         with strategy.scope():
             model = self.load_model(source)
-        before = inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir, prefix="before")
+        before = inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir, prefix="before")
         metrics = before | train.fit(model, config, adapt, examples["valid"], batch, run_dir)
-        fusion = inference.tune(model, examples["valid"], config, lm)
+        fusion = inference.tune(model, examples["valid"], config, lms)
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
-        metrics |= inference.evaluate_split(model, examples["test"], config, lm, fusion, run_dir)
+        metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)
         return metrics | adapt_figures
 
     def distill(self, config: SpeechConfig, run_dir: Path, teachers: list[Path]) -> dict:
@@ -118,17 +118,17 @@ class SpeechApp(App):
             student = build_speech_model(config, examples["train"].features[0].shape[1], len(ALPHABET))
         metrics = distill.fit(student, teacher_models, config, examples["train"], examples["valid"], batch, run_dir,
                               strategy)
-        lm = inference.load_lm(run_dir)
-        fusion = inference.tune(student, examples["valid"], config, lm)
+        lms = inference.load_lm(run_dir)
+        fusion = inference.tune(student, examples["valid"], config, lms)
         if fusion:
             atomic_write_json(run_dir / "fusion.json", fusion)
             metrics |= inference.fusion_metrics(fusion)
-        metrics |= inference.evaluate_split(student, examples["test"], config, lm, fusion, run_dir)
+        metrics |= inference.evaluate_split(student, examples["test"], config, lms, fusion, run_dir)
         return metrics | distill.teacher_figures(teacher_models, metrics["parameters"])
 
     def predict(self, config: SpeechConfig, source: Path, inputs: list[str]) -> list[dict]:
-        lm, fusion = inference.load_lm(run_folder(source)), inference.read_fusion(run_folder(source))
-        return inference.transcribe_files(self.load_model(source), lm, fusion, config, inputs)
+        lms, fusion = inference.load_lm(run_folder(source)), inference.read_fusion(run_folder(source))
+        return inference.transcribe_files(self.load_model(source), lms, fusion, config, inputs)
 
     def export(self, config: SpeechConfig, source: Path, model, export_dir: Path) -> None:
         export.export_serving_model(model, config, export_dir)
@@ -140,14 +140,14 @@ class SpeechApp(App):
         return {k: v for k, v in metrics.items() if k.startswith(("test_", "lm_"))}
 
 
-def out_of_domain_metrics(model, splits, config: SpeechConfig, lm, fusion, run_dir: Path, test_metrics: dict) -> dict:
+def out_of_domain_metrics(model, splits, config: SpeechConfig, lms, fusion, run_dir: Path, test_metrics: dict) -> dict:
     """test_ood_* CER/WER on the synthetic corpus's held-out text domain (the test voices saying
     sentences in neither the training nor the LM text; {} for other data), and per decoder
     test_ood_cer_ratio_<decoder>: that CER over the in-domain test CER (the target: at most 1.5)."""
     if not splits.extra.get("test_ood"):
         return {}
     examples = data.examples(splits.extra["test_ood"], config, "test_ood")
-    metrics = inference.evaluate_split(model, examples, config, lm, fusion, run_dir, prefix="test_ood")
+    metrics = inference.evaluate_split(model, examples, config, lms, fusion, run_dir, prefix="test_ood")
     for key in [k for k in metrics if k.startswith("test_ood_cer_")]:
         in_domain = test_metrics[key.replace("test_ood_", "test_")]
         metrics[key.replace("_cer_", "_cer_ratio_")] = round(metrics[key] / in_domain, 3) if in_domain else None

@@ -1,7 +1,8 @@
-"""CTC decoding: greedy, prefix beam search, and beam search with a word n-gram (shallow fusion).
+"""CTC decoding: greedy, prefix beam search, and beam search with a word or character n-gram
+(shallow fusion).
 
     text = greedy_decode(log_probs, alphabet)                   # log_probs: [T, C] log-softmax
-    lm = WordLM.from_arpa("words.3.arpa")
+    lm = WordLM.from_arpa("words.3.arpa")                      # or CharLM.build(sentences, order=6)
     best, score = beam_search(log_probs, alphabet, lm=lm, alpha=0.5, beta=1.0)[0]
     tune_fusion(val_log_probs, val_texts, lm, alphabet)         # grid search for alpha, beta
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 
 import jiwer
 import numpy as np
 
-from dlsuite.shared.ngram import read_arpa
+from dlsuite.shared.ngram import build_ngram_model, read_arpa
 
 LN10 = math.log(10.0)
 NEG_INF = float("-inf")
@@ -71,45 +73,27 @@ def greedy_decode(log_probs: np.ndarray, alphabet) -> str:
     return _clean("".join(alphabet[i] for i in best[keep]))
 
 
-class WordLM:
-    """A word n-gram for shallow fusion: natural-log scores, <unk> penalty, cached.
+class _FusionLM:
+    """What beam_search needs of an n-gram: natural-log scores of the next unit (a word, or a
+    character) given a state, ln P(</s>) at the end, cached by (state, unit)."""
 
-    Words the model does not know score `unk_log_prob` (a fixed penalty), not the model's <unk>
-    probability: character hypotheses produce many misspellings and <unk>'s probability, which
-    Kneser-Ney makes sizeable, would reward them. `vocabulary` holds the known words and
-    `prefixes` every prefix of them (with ""), for beam_search's lexicon constraint.
-    """
+    MAX_CACHE = 1_000_000  # (state, unit) entries; cleared when full so long runs stay bounded
+    per_character = False  # True: every emitted character is scored; False: every completed word
 
-    MAX_CACHE = 1_000_000  # (state, word) entries; cleared when full so long runs stay bounded
-
-    def __init__(self, model, unk_log_prob: float = -10.0):
-        self.model, self.unk_log_prob = model, float(unk_log_prob)
-        specials = {model.bos, model.eos, model.unk}
-        known = model.ids(model.tokens)  # words without a unigram map to <unk>
-        self._ids = {w: int(i) for w, i in zip(model.tokens, known, strict=True)
-                     if w not in specials and i != model.unk_id}
-        self.vocabulary = set(self._ids)
-        self.prefixes = {w[:k] for w in self.vocabulary for k in range(len(w) + 1)}
+    def __init__(self, model):
+        self.model = model
         self._cache: dict = {}
-
-    @classmethod
-    def from_arpa(cls, path, unk_log_prob: float = -10.0) -> WordLM:
-        return cls(read_arpa(path), unk_log_prob)
 
     def begin_state(self):
         return self.model.begin_state()
 
-    def score(self, state, word: str) -> tuple[float, object]:
-        """(ln P(word | state), the state after word); log10 from the model times ln 10."""
-        key = (state, word)
+    def score(self, state, unit: str) -> tuple[float, object]:
+        """(ln P(unit | state), the state after unit); log10 from the model times ln 10."""
+        key = (state, unit)
         hit = self._cache.get(key)
         if hit is None:
-            word_id = self._ids.get(word)
-            if word_id is None:  # the history continues through <unk>, as in KenLM
-                hit = (self.unk_log_prob, self.model.score(state, self.model.unk_id)[1])
-            else:
-                log10_p, next_state = self.model.score(state, word_id)
-                hit = (log10_p * LN10, next_state)
+            log10_p, next_state = self.model.score(state, self._id(unit))
+            hit = (self._log_prob(unit, log10_p), next_state)
             if len(self._cache) >= self.MAX_CACHE:
                 self._cache.clear()
             self._cache[key] = hit
@@ -122,6 +106,82 @@ class WordLM:
             self._cache[key] = (self.model.score(state, self.model.eos_id)[0] * LN10, None)
         return self._cache[key][0]
 
+    def _id(self, unit: str) -> int:
+        raise NotImplementedError
+
+    def _log_prob(self, unit: str, log10_p: float) -> float:
+        return log10_p * LN10
+
+
+class WordLM(_FusionLM):
+    """A word n-gram for shallow fusion: each completed word is scored, unknown words pay a penalty.
+
+    Words the model does not know score `unk_log_prob` (a fixed penalty), not the model's <unk>
+    probability: character hypotheses produce many misspellings and <unk>'s probability, which
+    Kneser-Ney makes sizeable, would reward them (the history continues through <unk>, as in
+    KenLM). `vocabulary` holds the known words and `prefixes` every prefix of them (with ""), for
+    beam_search's lexicon constraint.
+    """
+
+    def __init__(self, model, unk_log_prob: float = -10.0):
+        super().__init__(model)
+        self.unk_log_prob = float(unk_log_prob)
+        specials = {model.bos, model.eos, model.unk}
+        known = model.ids(model.tokens)  # words without a unigram map to <unk>
+        self._ids = {w: int(i) for w, i in zip(model.tokens, known, strict=True)
+                     if w not in specials and i != model.unk_id}
+        self.vocabulary = set(self._ids)
+        self.prefixes = {w[:k] for w in self.vocabulary for k in range(len(w) + 1)}
+
+    @classmethod
+    def from_arpa(cls, path, unk_log_prob: float = -10.0) -> WordLM:
+        return cls(read_arpa(path), unk_log_prob)
+
+    def _id(self, word: str) -> int:
+        return self._ids.get(word, self.model.unk_id)
+
+    def _log_prob(self, word: str, log10_p: float) -> float:
+        return log10_p * LN10 if word in self._ids else self.unk_log_prob
+
+
+WORD_BOUNDARY = "|"  # the space between words as a character-LM token (an ARPA token cannot be " ")
+
+
+class CharLM(_FusionLM):
+    """A character n-gram for shallow fusion: every character the search emits, spaces included,
+    is scored by ln P(character | the characters before it), and </s> at the end.
+
+    Open-vocabulary by construction: it gives any spelling a probability from how words of the
+    language are spelled, where a word LM has only a fixed penalty for a word it never saw, so it
+    carries over to text from another domain (names, jargon) that a word LM's vocabulary lacks.
+    Built from the same sentences as the word LM (`build`), one token per character.
+    """
+
+    per_character = True
+
+    def __init__(self, model):
+        super().__init__(model)
+        self._ids = {t: i for i, t in enumerate(model.tokens)}
+
+    @classmethod
+    def build(cls, sentences, order: int = 6) -> CharLM:
+        """A Kneser-Ney character n-gram of `sentences` (normalized transcripts)."""
+        characters = sorted({c for s in sentences for c in s.replace(" ", WORD_BOUNDARY)})
+        tokens = ["<unk>", "<s>", "</s>", *characters]
+        ids = {t: i for i, t in enumerate(tokens)}
+        encoded = [np.array([ids[c] for c in " ".join(s.split()).replace(" ", WORD_BOUNDARY)], np.int64)
+                   for s in sentences]
+        with warnings.catch_warnings():  # every character is seen often: no unigram count-of-counts
+            warnings.filterwarnings("ignore", "Kneser-Ney: 1-gram counts-of-counts", UserWarning)
+            return cls(build_ngram_model(encoded, tokens, order))
+
+    @classmethod
+    def from_arpa(cls, path) -> CharLM:
+        return cls(read_arpa(path))
+
+    def _id(self, character: str) -> int:
+        return self._ids.get(WORD_BOUNDARY if character == " " else character, self.model.unk_id)
+
 
 class _Prefix:
     """What the LM knows about a labeling: its fusion bonus so far, LM state, unfinished word."""
@@ -132,7 +192,7 @@ class _Prefix:
         self.bonus, self.state, self.word = bonus, state, word
 
 
-def beam_search(log_probs: np.ndarray, alphabet, beam_width: int = 16, lm: WordLM | None = None,
+def beam_search(log_probs: np.ndarray, alphabet, beam_width: int = 16, lm: _FusionLM | None = None,
                 alpha: float = 0.5, beta: float = 1.0, prune_log_prob: float = -12.0,
                 lexicon: bool = False, top_k: int | None = None) -> list[tuple[str, float]]:
     """CTC prefix beam search (Hannun et al. 2014, Algorithm 1; Graves 2012, ch. 7).
@@ -144,8 +204,10 @@ def beam_search(log_probs: np.ndarray, alphabet, beam_width: int = 16, lm: WordL
         ln P_ctc(prefix) + alpha * ln P_lm(words) + beta * |words|
 
     where a word enters the LM when completed: by a space after it, or by the end of the
-    utterance (which also adds ln P_lm(</s>)). With lm=None it is plain prefix beam search but
-    beta still rewards words: pass beta=0 for pure CTC probabilities.
+    utterance (which also adds ln P_lm(</s>)). A CharLM instead scores every character as it is
+    emitted, spaces included, so ln P_lm(words) is the sum of its characters' log-probabilities.
+    With lm=None it is plain prefix beam search but beta still rewards words: pass beta=0 for
+    pure CTC probabilities.
 
     Spaces at the start or after a space change no word, so they act as blanks there: prefixes
     never hold leading or double spaces, and at the end "w " and "w" merge. Scores are then
@@ -163,7 +225,7 @@ def beam_search(log_probs: np.ndarray, alphabet, beam_width: int = 16, lm: WordL
     log_probs, alphabet, space = _check(log_probs, alphabet)
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
-    if lexicon and lm is None:
+    if lexicon and not isinstance(lm, WordLM):
         raise ValueError("lexicon=True needs a WordLM (its vocabulary is the lexicon).")
     extend = _extender(alphabet, space, lm, alpha, beta, lexicon)
     margin = max(beta, 0.0) if alpha >= 0 else math.inf  # most a word can raise the score
@@ -238,7 +300,7 @@ def _extension(probs: tuple[float, float], prefix: tuple, c: int, row: list[floa
     return (p_b if prefix and prefix[-1] == c else _logaddexp(p_b, p_nb)) + row[c]
 
 
-def _extender(alphabet, space: int, lm: WordLM | None, alpha: float, beta: float, lexicon: bool):
+def _extender(alphabet, space: int, lm: _FusionLM | None, alpha: float, beta: float, lexicon: bool):
     """Returns extend(parent, c) -> the _Prefix of parent's prefix + c (None: lexicon forbids it)."""
 
     def extend(parent: _Prefix, c: int) -> _Prefix | None:
@@ -250,7 +312,13 @@ def _extender(alphabet, space: int, lm: WordLM | None, alpha: float, beta: float
             return None
         return _Prefix(parent.bonus, parent.state, word)
 
-    return extend
+    def extend_by_character(parent: _Prefix, c: int) -> _Prefix:  # bonus += alpha * ln P_lm(c | history)
+        log_p, state = lm.score(parent.state, alphabet[c])
+        if c == space:
+            return _Prefix(parent.bonus + alpha * log_p + beta, state, "")
+        return _Prefix(parent.bonus + alpha * log_p, state, parent.word + alphabet[c])
+
+    return extend_by_character if lm is not None and lm.per_character else extend
 
 
 def _finish(beams: dict, info: dict, alphabet, lm, alpha: float, beta: float) -> list[tuple[str, float]]:
@@ -259,8 +327,8 @@ def _finish(beams: dict, info: dict, alphabet, lm, alpha: float, beta: float) ->
     for prefix, (p_b, p_nb) in beams.items():
         entry = info[prefix]
         score, state = _logaddexp(p_b, p_nb) + entry.bonus, entry.state
-        if entry.word:
-            log_p, state = lm.score(state, entry.word) if lm else (0.0, None)
+        if entry.word:  # the last word: its word bonus, and a word LM's score (a character LM has scored it)
+            log_p, state = lm.score(state, entry.word) if lm and not lm.per_character else (0.0, state)
             score += alpha * log_p + beta
         if lm:
             score += alpha * lm.end_score(state)
@@ -298,7 +366,7 @@ def decode_many(log_probs_list: Sequence[np.ndarray], alphabet, method: str = "g
     return [decode(x, alphabet) for x in tqdm(items, desc=f"decoding ({method})", disable=not show)]
 
 
-def tune_fusion(log_probs_list: Sequence[np.ndarray], references: list[str], lm: WordLM, alphabet,
+def tune_fusion(log_probs_list: Sequence[np.ndarray], references: list[str], lm: _FusionLM, alphabet,
                 alphas=(0.25, 0.5, 1.0, 1.5), betas=(0.0, 1.0, 2.0, 3.0), beam_width: int = 16,
                 progress: bool = True, **beam_options) -> dict:
     """Grid search of alpha (LM weight) and beta (word bonus) for the lowest WER on validation data.

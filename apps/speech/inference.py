@@ -14,6 +14,7 @@ result holds the joined text and each segment's times and text.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -34,10 +35,29 @@ FUSION_ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.5)
 FUSION_BETAS = (0.5, 1.5, 2.5, 3.5, 5.0)
 
 
-def load_lm(run_dir: Path) -> decode.WordLM | None:
-    """The run's fusion LM (lm.arpa), or None for a run trained with lm=none."""
-    path = Path(run_dir) / "lm.arpa"
-    return decode.WordLM(read_arpa(path)) if path.is_file() else None
+@dataclasses.dataclass(frozen=True)
+class FusionLMs:
+    """The n-grams a run can fuse into beam search: its word LM (lm.arpa) and its character LM
+    (char_lm.arpa, open-vocabulary); either may be missing. fusion.json's `unit` says which one
+    the tuned fusion uses."""
+
+    word: decode.WordLM | None = None
+    char: decode.CharLM | None = None
+
+    def chosen(self, fusion: dict) -> decode.WordLM | decode.CharLM | None:
+        return self.char if fusion.get("unit") == "char" else self.word  # fusion.json before char LMs: word
+
+
+WORD_LM_FILE, CHAR_LM_FILE = "lm.arpa", "char_lm.arpa"
+
+
+def load_lm(run_dir: Path) -> FusionLMs | None:
+    """The run's fusion LMs, or None for a run trained with lm=none."""
+    word, char = (Path(run_dir) / name for name in (WORD_LM_FILE, CHAR_LM_FILE))
+    if not word.is_file() and not char.is_file():
+        return None
+    return FusionLMs(decode.WordLM(read_arpa(word)) if word.is_file() else None,
+                     decode.CharLM(read_arpa(char)) if char.is_file() else None)
 
 
 def read_fusion(run_dir: Path) -> dict | None:
@@ -59,7 +79,7 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict:
     return {"wer": jiwer.wer(references, hypotheses), "cer": jiwer.cer(references, hypotheses)}
 
 
-def decode_all(log_probs, config: SpeechConfig, lm, fusion: dict | None,
+def decode_all(log_probs, config: SpeechConfig, lms: FusionLMs | None, fusion: dict | None,
                progress: bool | None = None) -> dict[str, list[str]]:
     """Greedy, beam and (with an LM) beam + LM transcripts of each utterance's log-probabilities.
 
@@ -67,55 +87,70 @@ def decode_all(log_probs, config: SpeechConfig, lm, fusion: dict | None,
     results = {"greedy": decode.decode_many(log_probs, ALPHABET, "greedy", progress=progress),
                "beam": decode.decode_many(log_probs, ALPHABET, "beam", progress=progress, beam_width=config.beam_width,
                                           beta=0.0)}
-    if lm is not None and fusion is not None and not fusion.get("use_lm", True):
+    if lms is not None and fusion is not None and not fusion.get("use_lm", True):
         results["beam_lm"] = results["beam"]  # tuning found the LM no help on data like this (see tune)
-    elif lm is not None and fusion is not None:
+    elif lms is not None and fusion is not None:
         results["beam_lm"] = decode.decode_many(log_probs, ALPHABET, "beam_lm", progress=progress,
-                                                beam_width=config.beam_width, lm=lm, alpha=fusion["alpha"],
-                                                beta=fusion["beta"], lexicon=fusion.get("lexicon", config.lm_lexicon))
+                                                beam_width=config.beam_width, lm=lms.chosen(fusion),
+                                                alpha=fusion["alpha"], beta=fusion["beta"],
+                                                lexicon=fusion.get("lexicon", config.lm_lexicon))
     return results
 
 
-def tune(model, examples: data.Examples, config: SpeechConfig, lm) -> dict | None:
-    """alpha, beta and the lexicon of the fused score on the validation split (grid search on WER),
-    or, when no fused setting beats beam search without the LM there, `use_lm: False`.
+def fusion_candidates(config: SpeechConfig, lms: FusionLMs) -> list[tuple[str, bool]]:
+    """(unit, lexicon) settings tune tries, in order: the word LM as configured (lexicon or not),
+    the character LM, then the word LM with any spelling; the first that beats beam search wins."""
+    candidates = [("word", config.lm_lexicon)] if lms.word else []
+    if lms.char:
+        candidates.append(("char", False))
+    if lms.word and config.lm_lexicon:
+        candidates.append(("word", False))
+    return candidates
+
+
+def tune(model, examples: data.Examples, config: SpeechConfig, lms: FusionLMs | None) -> dict | None:
+    """alpha, beta, the LM (word or character) and the lexicon of the fused score on the validation
+    split (grid search on WER), or, when no fused setting beats beam search without the LM there,
+    `use_lm: False`.
 
     An LM from another domain can only hurt: its lexicon cannot spell the new words, and its
     probabilities favour the wrong ones. So a lexicon grid that does not beat plain beam search
-    is tried again open-vocabulary (any spelling, the LM scoring known words), and if that does
-    not help either, beam + LM is plain beam search for this run: the fusion never makes the
-    validation result worse.
+    is followed by open-vocabulary ones (the character LM, which spells any word; the word LM
+    scoring only the words it knows), and if none helps either, beam + LM is plain beam search
+    for this run: the fusion never makes the validation result worse.
     """
-    if lm is None:
+    if lms is None:
         return None
     log_probs = frame_log_probs(model, examples)
     references = [u.transcript for u in examples.utterances]
     beam_wer = error_rates(references, decode.decode_many(log_probs, ALPHABET, "beam", progress=False,
                                                           beam_width=config.beam_width, beta=0.0))["wer"]
-    best = None
-    for lexicon in dict.fromkeys((config.lm_lexicon, False)):
-        result = decode.tune_fusion(log_probs, references, lm, ALPHABET, alphas=FUSION_ALPHAS, betas=FUSION_BETAS,
-                                    beam_width=config.beam_width, lexicon=lexicon)
+    best, tried = None, {}
+    for unit, lexicon in fusion_candidates(config, lms):
+        result = decode.tune_fusion(log_probs, references, getattr(lms, unit), ALPHABET, alphas=FUSION_ALPHAS,
+                                    betas=FUSION_BETAS, beam_width=config.beam_width, lexicon=lexicon)
+        tried[f"{unit}{'_lexicon' if lexicon else ''}"] = result["wer"]
         if best is None or result["wer"] < best["wer"]:
-            best = result | {"lexicon": lexicon}
+            best = result | {"unit": unit, "lexicon": lexicon}
         if best["wer"] < beam_wer:
             break
-    return {"alpha": best["alpha"], "beta": best["beta"], "lexicon": best["lexicon"], "valid_wer": best["wer"],
-            "valid_wer_beam": beam_wer, "use_lm": best["wer"] < beam_wer, "grid": best["grid"]}
+    return {"unit": best["unit"], "alpha": best["alpha"], "beta": best["beta"], "lexicon": best["lexicon"],
+            "valid_wer": best["wer"], "valid_wer_beam": beam_wer, "valid_wer_tried": tried,
+            "use_lm": best["wer"] < beam_wer, "grid": best["grid"]}
 
 
 def fusion_metrics(fusion: dict) -> dict:
     """The tuned fusion as run metrics: its weights, its lexicon, and whether the LM is used at all."""
     return {"lm_alpha": fusion["alpha"], "lm_beta": fusion["beta"], "lm_lexicon": fusion.get("lexicon"),
-            "lm_used": fusion.get("use_lm", True)}
+            "lm_unit": fusion.get("unit", "word"), "lm_used": fusion.get("use_lm", True)}
 
 
-def evaluate_split(model, examples: data.Examples, config: SpeechConfig, lm, fusion, run_dir: Path,
+def evaluate_split(model, examples: data.Examples, config: SpeechConfig, lms, fusion, run_dir: Path,
                    prefix: str = "test") -> dict:
     """CER/WER of every decoder on one split; per-utterance results, worst errors and pictures."""
     log_probs = frame_log_probs(model, examples)
     references = [u.transcript for u in examples.utterances]
-    hypotheses = decode_all(log_probs, config, lm, fusion)
+    hypotheses = decode_all(log_probs, config, lms, fusion)
     metrics = {}
     for method, texts in hypotheses.items():
         for name, value in error_rates(references, texts).items():
@@ -197,7 +232,7 @@ def batched_log_probs(model, features: list[np.ndarray], batch_size: int, progre
     return out
 
 
-def transcribe_files(model, lm, fusion, config: SpeechConfig, paths: list[str],
+def transcribe_files(model, lms, fusion, config: SpeechConfig, paths: list[str],
                      progress: bool | None = None) -> list[dict]:
     """Transcripts of audio files by every decoder the run has (beam + LM when it has an LM), one
     dict per file in the given order: {"input": path, "greedy": ..., "beam": ..., "beam_lm": ...}.
@@ -211,7 +246,7 @@ def transcribe_files(model, lm, fusion, config: SpeechConfig, paths: list[str],
         progress = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
     recordings = read_recordings(paths, config, progress)
     every_piece = [piece for pieces, _ in recordings for piece in pieces]  # files and segments, in order
-    texts = decode_all(batched_log_probs(model, every_piece, config.batch_size, progress), config, lm, fusion,
+    texts = decode_all(batched_log_probs(model, every_piece, config.batch_size, progress), config, lms, fusion,
                        progress=progress)
     results, first = [], 0
     for path, (pieces, spans) in zip(paths, recordings, strict=True):

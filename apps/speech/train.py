@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlsuite.apps.speech import augment, data, decode, report
+from dlsuite.apps.speech import augment, data, decode, inference, report
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.sentences import training_text
 from dlsuite.apps.speech.utterances import SpeechCorpus
@@ -43,25 +43,31 @@ def lm_sentences(config: SpeechConfig, splits: SpeechCorpus) -> list[str]:
     return sentences
 
 
-def build_lm(config: SpeechConfig, splits: SpeechCorpus, run_dir: Path) -> decode.WordLM | None:
-    """The fusion LM: none, a given ARPA file (KenLM/SRILM/the language app's ngram.arpa), or a
-    Kneser-Ney n-gram built here; copied/written to <run>/lm.arpa so later commands reuse it."""
+def build_lm(config: SpeechConfig, splits: SpeechCorpus, run_dir: Path) -> inference.FusionLMs | None:
+    """The fusion LMs: none, or a word LM (a given ARPA file: KenLM/SRILM/the language app's
+    ngram.arpa; or a Kneser-Ney n-gram built here) and a character n-gram of the LM text
+    (char_lm_order > 0), written to <run>/lm.arpa and <run>/char_lm.arpa so later commands reuse them."""
     if config.lm == "none":
         return None
+    sentences = lm_sentences(config, splits)
     if config.lm != "train":
         path = Path(config.lm)
         path = path / "ngram.arpa" if path.is_dir() else path
         if not path.is_file():
             raise FileNotFoundError(f"lm='{config.lm}': no ARPA file there. Give a .arpa file, a language run folder, 'train' or 'none'.")
-        shutil.copy2(path, run_dir / "lm.arpa")
-        return decode.WordLM(read_arpa(path))
-    sentences = lm_sentences(config, splits)
-    words = sorted({w for s in sentences for w in s.split()})
-    tokens = ["<unk>", "<s>", "</s>", *words]
-    ids = {w: i for i, w in enumerate(tokens)}
-    model = build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, config.lm_order)
-    write_arpa(model, run_dir / "lm.arpa")
-    return decode.WordLM(model)
+        shutil.copy2(path, run_dir / inference.WORD_LM_FILE)
+        word_lm = decode.WordLM(read_arpa(path))
+    else:
+        words = sorted({w for s in sentences for w in s.split()})
+        tokens = ["<unk>", "<s>", "</s>", *words]
+        ids = {w: i for i, w in enumerate(tokens)}
+        model = build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, config.lm_order)
+        write_arpa(model, run_dir / inference.WORD_LM_FILE)
+        word_lm = decode.WordLM(model)
+    char_lm = decode.CharLM.build(sentences, config.char_lm_order) if config.char_lm_order else None
+    if char_lm:
+        write_arpa(char_lm.model, run_dir / inference.CHAR_LM_FILE)
+    return inference.FusionLMs(word_lm, char_lm)
 
 
 # === Fitting ===

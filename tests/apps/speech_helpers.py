@@ -4,7 +4,8 @@ import warnings
 
 import numpy as np
 
-from dlsuite.apps.speech.decode import WordLM
+from dlsuite.apps.speech.decode import CharLM, WordLM
+from dlsuite.apps.speech.inference import FusionLMs
 from dlsuite.shared.ngram import build_ngram_model
 
 
@@ -15,3 +16,11 @@ def tiny_word_lm(sentences: list[str], order: int = 3) -> WordLM:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return WordLM(build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, order))
+
+
+def tiny_lms(sentences: list[str], char_sentences: list[str] | None = None) -> FusionLMs:
+    """A run's fusion LMs for tests: the word LM of `sentences`, a character 4-gram of
+    `char_sentences` (default: the same sentences)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return FusionLMs(tiny_word_lm(sentences), CharLM.build(char_sentences or sentences, order=4))

@@ -8,7 +8,14 @@ import warnings
 import numpy as np
 import pytest
 
-from dlsuite.apps.speech.decode import WordLM, beam_search, decode_many, greedy_decode, tune_fusion
+from dlsuite.apps.speech.decode import (
+    CharLM,
+    WordLM,
+    beam_search,
+    decode_many,
+    greedy_decode,
+    tune_fusion,
+)
 from dlsuite.shared.ngram import build_ngram_model, write_arpa
 
 LN10 = math.log(10.0)
@@ -180,6 +187,57 @@ def test_word_lm_is_the_model_in_natural_log_with_a_fixed_unknown_penalty(model,
         (ours, states[0]), (theirs, states[1]) = lm.score(states[0], word), loaded.score(states[1], word)
         assert theirs == pytest.approx(ours, abs=1e-5)
     assert loaded.end_score(states[1]) == pytest.approx(lm.end_score(states[0]), abs=1e-5)
+
+
+# --- CharLM -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def char_lm():
+    with warnings.catch_warnings():  # a tiny corpus falls back to default discounts
+        warnings.simplefilter("ignore", UserWarning)
+        return CharLM.build(CORPUS + ["the boxes", "a fox"] * 2, order=4)
+
+
+def test_char_lm_scores_every_character_then_the_end(char_lm, tmp_path):
+    model, state, total = char_lm.model, char_lm.begin_state(), 0.0
+    for character in "the car":
+        log_p, next_state = char_lm.score(state, character)
+        token = "|" if character == " " else character
+        log10_p, expected_state = model.score(state, model.tokens.index(token))
+        assert log_p == pytest.approx(log10_p * LN10) and next_state == expected_state
+        state, total = next_state, total + log_p
+    total += char_lm.end_score(state)
+    expected = model.sentence_log10_probs([np.array([model.tokens.index(c) for c in "the|car"])])[0] * LN10
+    assert total == pytest.approx(expected)  # the search's sum is the n-gram's sentence probability
+    loaded = CharLM.from_arpa(write_arpa(model, tmp_path / "chars.arpa"))
+    assert loaded.score(loaded.begin_state(), "t")[0] == pytest.approx(char_lm.score(char_lm.begin_state(), "t")[0],
+                                                                         abs=1e-5)
+
+
+def test_char_lm_fusion_score_is_ctc_plus_weighted_character_lm_plus_word_bonus(char_lm):
+    x = frames(spoken("the car"))
+    ctc = beam_search(x, TINY, beam_width=500, beta=0.0)[0]
+    fused = beam_search(x, TINY, beam_width=500, lm=char_lm, alpha=0.7, beta=1.3)[0]
+    state, lm_log_p = char_lm.begin_state(), 0.0
+    for character in "the car":
+        log_p, state = char_lm.score(state, character)
+        lm_log_p += log_p
+    lm_log_p += char_lm.end_score(state)
+    assert fused[0] == ctc[0] == "the car"
+    # Not to the last digit: labelings "the car " (a trailing space, 1e-4 a frame) merge into the
+    # text, and unlike a word LM the character LM charges them for the boundary they emit.
+    assert fused[1] == pytest.approx(ctc[1] + 0.7 * lm_log_p + 1.3 * 2, abs=1e-3)
+
+
+def test_char_lm_spells_a_word_no_lm_text_holds(lm, char_lm):
+    """"taxes" is in neither LM's text; the word LM can only call it unknown, the character LM has
+    seen "xes" (boxes) and never "xas"."""
+    alphabet = TINY + ("b", "f", "o", "s")
+    x = frames(spoken("tax?s", {"a": 0.55, "e": 0.45}), alphabet)
+    assert beam_search(x, alphabet, beta=0.0)[0][0] == "taxas"
+    assert beam_search(x, alphabet, lm=lm, alpha=1.0, beta=0.0)[0][0] == "taxas"
+    assert beam_search(x, alphabet, lm=char_lm, alpha=1.0, beta=0.0)[0][0] == "taxes"
+    with pytest.raises(ValueError, match="lexicon"):
+        beam_search(x, alphabet, lm=char_lm, lexicon=True)
 
 
 # --- many utterances, tuning ----------------------------------------------------------------------

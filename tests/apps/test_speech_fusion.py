@@ -9,14 +9,16 @@ import pytest
 from dlsuite.apps.speech import inference
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.transcripts import ALPHABET
-from tests.apps.speech_helpers import tiny_word_lm
+from tests.apps.speech_helpers import tiny_lms
 
 CORPUS = ["the red car"] * 4 + ["a rad day"] * 4 + ["the car", "a day"]
+# The character LM's text also spells "boxes" and "foxes": it has seen "xes", never "xas".
+CHAR_CORPUS = CORPUS + ["the boxes", "a fox", "foxes"] * 2
 
 
 @pytest.fixture(scope="module")
 def lm():
-    return tiny_word_lm(CORPUS)
+    return tiny_lms(CORPUS, CHAR_CORPUS)
 
 
 def spoken(text: str, vowel_odds: dict | None = None) -> np.ndarray:
@@ -43,14 +45,28 @@ def test_an_lm_that_helps_is_used(monkeypatch, lm):
     utterances = [("the red car", spoken("the r?d car", {"a": 0.55, "e": 0.45}))] * 3
     config, fusion = tune_on(monkeypatch, lm, utterances)
     assert fusion["use_lm"] and fusion["lexicon"] is True and fusion["valid_wer"] < fusion["valid_wer_beam"]
+    assert fusion["unit"] == "word" and list(fusion["valid_wer_tried"]) == ["word_lexicon"]  # the first that helps
     texts = inference.decode_all([lp for _, lp in utterances], config, lm, fusion, progress=False)
     assert texts["beam"][0] == "the rad car" and texts["beam_lm"][0] == "the red car"
 
 
+def test_the_character_lm_spells_words_the_word_lm_does_not_know(monkeypatch, lm):
+    # "taxes": the word LM's lexicon cannot spell it and its unigram calls it <unk>; the acoustics
+    # lean to "taxas", the character LM knows "xes" (boxes, foxes).
+    utterances = [("taxes", spoken("tax?s", {"a": 0.55, "e": 0.45}))] * 2
+    config, fusion = tune_on(monkeypatch, lm, utterances)
+    assert fusion["use_lm"] and fusion["unit"] == "char" and fusion["lexicon"] is False
+    assert list(fusion["valid_wer_tried"]) == ["word_lexicon", "char"] and fusion["valid_wer"] == 0.0
+    texts = inference.decode_all([lp for _, lp in utterances], config, lm, fusion, progress=False)
+    assert texts["beam"] == ["taxas"] * 2 and texts["beam_lm"] == ["taxes"] * 2
+    assert inference.fusion_metrics(fusion)["lm_unit"] == "char"
+
+
 def test_an_lm_from_another_domain_is_not_used(monkeypatch, lm):
-    # Words the LM has never seen: its lexicon cannot spell them, its unigram calls them <unk>.
+    # Words neither LM has seen, spelled as the acoustics say: no LM can improve on them.
     utterances = [("hex tax", spoken("hex tax")), ("yet", spoken("yet"))]
     config, fusion = tune_on(monkeypatch, lm, utterances)
+    assert list(fusion["valid_wer_tried"]) == ["word_lexicon", "char", "word"]
     assert fusion["use_lm"] is False and fusion["valid_wer_beam"] == 0.0
     texts = inference.decode_all([lp for _, lp in utterances], config, lm, fusion, progress=False)
     assert texts["beam_lm"] == texts["beam"] == ["hex tax", "yet"]

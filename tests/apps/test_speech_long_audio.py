@@ -22,7 +22,7 @@ from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.inference import SegmentationWarning
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
-from tests.apps.speech_helpers import tiny_word_lm
+from tests.apps.speech_helpers import tiny_lms
 
 SENTENCES = (
     "in the beginning god created the heaven and the earth",
@@ -110,7 +110,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def lm():
-    return tiny_word_lm(SENTENCES)
+    return tiny_lms(SENTENCES)
 
 
 FUSION = {"alpha": 0.5, "beta": 1.0}

@@ -17,7 +17,7 @@ from dlsuite.apps.speech.audio import SAMPLE_RATE, load_audio
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
-from tests.apps.speech_helpers import tiny_word_lm
+from tests.apps.speech_helpers import tiny_lms
 
 SECONDS = (1.3, 0.4, 2.1, 0.7, 0.41, 1.0, 1.9)  # not sorted: batching sorts, the results must not be
 
@@ -58,7 +58,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def lm():
-    return tiny_word_lm(["in the beginning", "the word was", "and the earth was without form"])
+    return tiny_lms(["in the beginning", "the word was", "and the earth was without form"])
 
 
 FUSION = {"alpha": 0.5, "beta": 1.0}
