@@ -14,13 +14,16 @@ speaker, 8 kHz; apps/speech/asterisk_corpus.py):
   upsampled to the model's 16 kHz, and native 8 kHz with `samprate=8000, nfft=256` and the
   model's filter bank cut at 3.5 kHz (`-upperf` in feat.params; CMUSphinx FAQ). Two processes.
 With `--rehearsal-minutes M`, a second fine-tune mixes M minutes of the run's own training data
-into the adaptation set (`rehearsal_minutes`: does the model keep its synthetic voices?).
+into the adaptation set (`rehearsal_minutes`: does the model keep its synthetic voices?);
+`--rehearsal-only` skips the plain one. The synthetic "before" figures of a train run are its own
+(metrics.json), not measured again.
 Results: benchmarks/results/speech_real.{md,json} (`--no-peer`: speech_real_finetunes_<run>.*).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -80,15 +83,28 @@ def error_rates(metrics: dict, prefix: str) -> dict:
             if f"{prefix}_cer_{d}" in metrics}
 
 
-def run_ours(app, run: Path, finetune_epochs: int | None, rehearsal_minutes: float = 0.0) -> dict:
+def synthetic_figures(app, run: Path, data: str) -> dict:
+    """The run's own test figures on its synthetic corpus: from its metrics.json when it is a train
+    run (it measured them at the end of training), else by `evaluate` (minutes at the default size)."""
+    path = run / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    if "test_cer_greedy" not in metrics:
+        metrics = app.run("evaluate", app.resolve_config("evaluate", run, overrides=[f"data={data}"]), run)
+    return error_rates(metrics, "test")
+
+
+def run_ours(app, run: Path, finetune_epochs: int | None, rehearsal_minutes: float = 0.0,
+             plain_finetune: bool = True) -> dict:
     """Zero-shot and fine-tuned figures on the real test part and the run's synthetic test split;
-    with `rehearsal_minutes`, a second fine-tune that mixes in that much of the run's training data."""
+    with `rehearsal_minutes`, a fine-tune that mixes in that much of the run's training data (beside
+    the plain one unless plain_finetune is False)."""
     data = app.trained_config(run).data
     zero_shot = app.run("evaluate", app.resolve_config("evaluate", run, overrides=["data=asterisk"]), run)
-    synthetic_before = app.run("evaluate", app.resolve_config("evaluate", run, overrides=[f"data={data}"]), run)
-    ours = {"zero_shot": error_rates(zero_shot, "test"), "synthetic_before": error_rates(synthetic_before, "test"),
-            "synthetic_data": data, "finetunes": {}}
-    variants = {"adapted": []} | ({"rehearsed": [f"rehearsal_minutes={rehearsal_minutes}"]} if rehearsal_minutes else {})
+    ours = {"zero_shot": error_rates(zero_shot, "test"), "synthetic_before": synthetic_figures(app, run, data),
+            "synthetic_data": data, "zero_shot_fusion": {k: v for k, v in zero_shot.items() if k.startswith("lm_")},
+            "finetunes": {}}
+    variants = {"adapted": []} if plain_finetune or not rehearsal_minutes else {}
+    variants |= {"rehearsed": [f"rehearsal_minutes={rehearsal_minutes}"]} if rehearsal_minutes else {}
     for name, extra in variants.items():
         overrides = ["data=asterisk", *extra] + ([f"epochs={finetune_epochs}"] if finetune_epochs else [])
         adapted = app.run("finetune", app.resolve_config("finetune", run, overrides=overrides), run)
@@ -99,7 +115,7 @@ def run_ours(app, run: Path, finetune_epochs: int | None, rehearsal_minutes: flo
                                    "run": str(adapted_run), "train_seconds": adapted.get("train_seconds"),
                                    **{k: adapted[k] for k in ("adapt_minutes", "adapt_utterances", "rehearsal_minutes",
                                                               "rehearsal_utterances") if k in adapted}}
-    ours |= {k: ours["finetunes"]["adapted"][k] for k in ("adapt_minutes", "adapt_utterances")}
+    ours |= {k: next(iter(ours["finetunes"].values()))[k] for k in ("adapt_minutes", "adapt_utterances")}
     return ours
 
 
@@ -145,6 +161,8 @@ def main() -> None:
     parser.add_argument("--rehearsal-minutes", type=float, default=0.0,
                         help="also fine-tune with this many minutes of the run's training data mixed in")
     parser.add_argument("--no-peer", action="store_true", help="skip pocketsphinx (its figures: an earlier run)")
+    parser.add_argument("--rehearsal-only", action="store_true",
+                        help="with --rehearsal-minutes: only the fine-tune with rehearsal, not the plain one")
     args = parser.parse_args()
 
     from dlsuite.apps.speech.app import SpeechApp
@@ -163,9 +181,10 @@ def main() -> None:
         return
     # pocketsphinx first: it needs no TensorFlow, and its figures come even if ours fail
     peer = {} if args.no_peer else run_pocketsphinx(test)
-    ours = run_ours(app, args.run, args.finetune_epochs, args.rehearsal_minutes)
+    ours = run_ours(app, args.run, args.finetune_epochs, args.rehearsal_minutes, not args.rehearsal_only)
     settings = {"run": str(args.run), "finetune_epochs": args.finetune_epochs or config.epochs,
-                "test_utterances": len(test), "rehearsal_minutes": args.rehearsal_minutes}
+                "test_utterances": len(test), "rehearsal_minutes": args.rehearsal_minutes,
+                "zero_shot_fusion": ours["zero_shot_fusion"]}
     lines = report(ours, peer, test, settings)
     print("\n".join(lines))
     name = "speech_real" if peer else f"speech_real_finetunes_{args.run.name}"
