@@ -35,7 +35,7 @@ class SpeechApp(App):
     name = "speech"
     config_class = SpeechConfig
     inputs_are = "files"
-    kept_files = ("lm.arpa", "char_lm.arpa", "fusion.json")
+    kept_files = (inference.WORD_LM_FILE, inference.CHAR_LM_FILE, "fusion.json")
 
     def quick(self) -> SpeechConfig:
         return quick()

@@ -166,11 +166,10 @@ class CharLM(_FusionLM):
     @classmethod
     def build(cls, sentences, order: int = 6) -> CharLM:
         """A Kneser-Ney character n-gram of `sentences` (normalized transcripts)."""
-        characters = sorted({c for s in sentences for c in s.replace(" ", WORD_BOUNDARY)})
-        tokens = ["<unk>", "<s>", "</s>", *characters]
+        texts = [WORD_BOUNDARY.join(s.split()) for s in sentences]
+        tokens = ["<unk>", "<s>", "</s>", *sorted(set("".join(texts)))]
         ids = {t: i for i, t in enumerate(tokens)}
-        encoded = [np.array([ids[c] for c in " ".join(s.split()).replace(" ", WORD_BOUNDARY)], np.int64)
-                   for s in sentences]
+        encoded = [np.array([ids[c] for c in text], np.int64) for text in texts]
         with warnings.catch_warnings():  # every character is seen often: no unigram count-of-counts
             warnings.filterwarnings("ignore", "Kneser-Ney: 1-gram counts-of-counts", UserWarning)
             return cls(build_ngram_model(encoded, tokens, order))

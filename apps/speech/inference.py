@@ -28,7 +28,6 @@ from dlsuite.apps.speech import data, decode, report, segment
 from dlsuite.apps.speech.audio import RECORDING_LIMIT, SAMPLE_RATE, load_audio
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.transcripts import ALPHABET
-from dlsuite.shared.ngram import read_arpa
 
 # The fusion grid (25 points). On the quick run the best beta was 3.5, past the decoder's default grid.
 FUSION_ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.5)
@@ -56,8 +55,8 @@ def load_lm(run_dir: Path) -> FusionLMs | None:
     word, char = (Path(run_dir) / name for name in (WORD_LM_FILE, CHAR_LM_FILE))
     if not word.is_file() and not char.is_file():
         return None
-    return FusionLMs(decode.WordLM(read_arpa(word)) if word.is_file() else None,
-                     decode.CharLM(read_arpa(char)) if char.is_file() else None)
+    return FusionLMs(decode.WordLM.from_arpa(word) if word.is_file() else None,
+                     decode.CharLM.from_arpa(char) if char.is_file() else None)
 
 
 def read_fusion(run_dir: Path) -> dict | None:
