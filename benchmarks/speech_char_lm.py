@@ -51,6 +51,7 @@ def compare(model, config, lms, valid, tests: dict) -> dict:
     from dlsuite.apps.speech import decode, inference
     from dlsuite.apps.speech.transcripts import ALPHABET
 
+    valid = inference.tuning_sample(valid, config.fusion_tune_utterances)  # the sample tune uses
     valid_log_probs = inference.frame_log_probs(model, valid)
     valid_refs = [u.transcript for u in valid.utterances]
     test_log_probs = {name: inference.frame_log_probs(model, split) for name, split in tests.items()}

@@ -27,7 +27,6 @@ from dlsuite.apps.speech.audio import SAMPLE_RATE
 from dlsuite.apps.speech.config import NO_AUGMENTATION, SpeechConfig, quick
 from dlsuite.apps.speech.model import build_speech_model
 from dlsuite.apps.speech.transcripts import ALPHABET
-from dlsuite.shared.runs import atomic_write_json
 from dlsuite.shared.training import set_up
 
 
@@ -59,10 +58,8 @@ class SpeechApp(App):
         with strategy.scope():
             model = build_speech_model(config, examples["train"].features[0].shape[1], len(ALPHABET))
         metrics = train.fit(model, config, examples["train"], examples["valid"], batch, run_dir)
-        fusion = inference.tune(model, examples["valid"], config, lms)
-        if fusion:
-            atomic_write_json(run_dir / "fusion.json", fusion)
-            metrics |= inference.fusion_metrics(fusion)
+        fusion, fusion_figures = inference.tune_and_save(model, examples["valid"], config, lms, run_dir)
+        metrics |= fusion_figures
         metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)
         return metrics | out_of_domain_metrics(model, splits, config, lms, fusion, run_dir, metrics)
 
@@ -72,11 +69,7 @@ class SpeechApp(App):
         set_up(config)
         splits, examples = train.prepare(config, run_dir, ("valid", "test"))
         lms, model = inference.load_lm(run_folder(source)), self.load_model(source, config.export_precision)
-        fusion = inference.tune(model, examples["valid"], config, lms)
-        metrics = {}
-        if fusion:
-            atomic_write_json(run_dir / "fusion.json", fusion)
-            metrics |= inference.fusion_metrics(fusion)
+        fusion, metrics = inference.tune_and_save(model, examples["valid"], config, lms, run_dir)
         metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)
         return metrics | out_of_domain_metrics(model, splits, config, lms, fusion, run_dir, metrics)
 
@@ -97,10 +90,8 @@ class SpeechApp(App):
             model = self.load_model(source)
         before = inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir, prefix="before")
         metrics = before | train.fit(model, config, adapt, examples["valid"], batch, run_dir)
-        fusion = inference.tune(model, examples["valid"], config, lms)
-        if fusion:
-            atomic_write_json(run_dir / "fusion.json", fusion)
-            metrics |= inference.fusion_metrics(fusion)
+        fusion, fusion_figures = inference.tune_and_save(model, examples["valid"], config, lms, run_dir)
+        metrics |= fusion_figures
         metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)
         return metrics | adapt_figures
 
@@ -119,10 +110,8 @@ class SpeechApp(App):
         metrics = distill.fit(student, teacher_models, config, examples["train"], examples["valid"], batch, run_dir,
                               strategy)
         lms = inference.load_lm(run_dir)
-        fusion = inference.tune(student, examples["valid"], config, lms)
-        if fusion:
-            atomic_write_json(run_dir / "fusion.json", fusion)
-            metrics |= inference.fusion_metrics(fusion)
+        fusion, fusion_figures = inference.tune_and_save(student, examples["valid"], config, lms, run_dir)
+        metrics |= fusion_figures
         metrics |= inference.evaluate_split(student, examples["test"], config, lms, fusion, run_dir)
         return metrics | distill.teacher_figures(teacher_models, metrics["parameters"])
 

@@ -28,6 +28,7 @@ from dlsuite.apps.speech import data, decode, report, segment
 from dlsuite.apps.speech.audio import RECORDING_LIMIT, SAMPLE_RATE, load_audio
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.transcripts import ALPHABET
+from dlsuite.shared.runs import atomic_write_json
 
 # The fusion grid (25 points). On the quick run the best beta was 3.5, past the decoder's default grid.
 FUSION_ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.5)
@@ -120,6 +121,7 @@ def tune(model, examples: data.Examples, config: SpeechConfig, lms: FusionLMs | 
     """
     if lms is None:
         return None
+    examples = tuning_sample(examples, config.fusion_tune_utterances)
     log_probs = frame_log_probs(model, examples)
     references = [u.transcript for u in examples.utterances]
     beam_wer = error_rates(references, decode.decode_many(log_probs, ALPHABET, "beam", progress=False,
@@ -135,7 +137,28 @@ def tune(model, examples: data.Examples, config: SpeechConfig, lms: FusionLMs | 
             break
     return {"unit": best["unit"], "alpha": best["alpha"], "beta": best["beta"], "lexicon": best["lexicon"],
             "valid_wer": best["wer"], "valid_wer_beam": beam_wer, "valid_wer_tried": tried,
-            "use_lm": best["wer"] < beam_wer, "grid": best["grid"]}
+            "use_lm": best["wer"] < beam_wer, "grid": best["grid"], "tune_utterances": len(references)}
+
+
+def tuning_sample(examples: data.Examples, limit: int) -> data.Examples:
+    """At most `limit` of the split's utterances (0: all), evenly spaced through it, so that a split
+    ordered by voice or source keeps each of them in the sample."""
+    if not limit or len(examples) <= limit:
+        return examples
+    chosen = np.linspace(0, len(examples) - 1, limit).round().astype(int)
+    pick = lambda items: None if items is None else [items[i] for i in chosen]  # noqa: E731
+    return data.Examples(pick(examples.utterances), pick(examples.features), pick(examples.labels),
+                         pick(examples.waveforms))
+
+
+def tune_and_save(model, examples: data.Examples, config: SpeechConfig, lms: FusionLMs | None,
+                  run_dir: Path) -> tuple[dict | None, dict]:
+    """tune, with its result written to <run>/fusion.json; returns (fusion, its run metrics)."""
+    fusion = tune(model, examples, config, lms)
+    if not fusion:
+        return None, {}
+    atomic_write_json(Path(run_dir) / "fusion.json", fusion)
+    return fusion, fusion_metrics(fusion)
 
 
 def fusion_metrics(fusion: dict) -> dict:

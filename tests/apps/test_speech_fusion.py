@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from dlsuite.apps.speech import inference
+from dlsuite.apps.speech import data, inference
 from dlsuite.apps.speech.config import SpeechConfig
 from dlsuite.apps.speech.transcripts import ALPHABET
 from tests.apps.speech_helpers import tiny_lms
@@ -33,10 +33,12 @@ def spoken(text: str, vowel_odds: dict | None = None) -> np.ndarray:
     return np.log(np.array(rows))
 
 
-def tune_on(monkeypatch, lm, utterances: list[tuple[str, np.ndarray]]):
-    monkeypatch.setattr(inference, "frame_log_probs", lambda model, examples: [lp for _, lp in utterances])
-    examples = types.SimpleNamespace(utterances=[types.SimpleNamespace(transcript=t) for t, _ in utterances])
-    config = SpeechConfig(beam_width=4)
+def tune_on(monkeypatch, lm, utterances: list[tuple[str, np.ndarray]], **settings):
+    # The "features" of these examples are their log-probabilities: no acoustic model runs.
+    monkeypatch.setattr(inference, "frame_log_probs", lambda model, examples: list(examples.features))
+    examples = data.Examples([types.SimpleNamespace(transcript=t) for t, _ in utterances],
+                             [lp for _, lp in utterances], [None] * len(utterances))
+    config = SpeechConfig(beam_width=4, **settings)
     return config, inference.tune(None, examples, config, lm)
 
 
@@ -71,3 +73,20 @@ def test_an_lm_from_another_domain_is_not_used(monkeypatch, lm):
     texts = inference.decode_all([lp for _, lp in utterances], config, lm, fusion, progress=False)
     assert texts["beam_lm"] == texts["beam"] == ["hex tax", "yet"]
     assert inference.fusion_metrics(fusion)["lm_used"] is False
+
+
+def test_tuning_uses_an_even_sample_of_validation(monkeypatch, lm):
+    # Five utterances, a sample of two: the first and the last, which the LM cannot help; the
+    # middle ones (where it would) are left out, so the LM is not used.
+    helped = ("the red car", spoken("the r?d car", {"a": 0.55, "e": 0.45}))
+    unknown = ("hex tax", spoken("hex tax"))
+    utterances = [unknown, helped, helped, helped, unknown]
+    _, sampled = tune_on(monkeypatch, lm, utterances, fusion_tune_utterances=2)
+    assert sampled["tune_utterances"] == 2 and sampled["use_lm"] is False
+    _, every = tune_on(monkeypatch, lm, utterances, fusion_tune_utterances=0)
+    assert every["tune_utterances"] == 5 and every["use_lm"] is True
+
+
+def test_a_negative_tuning_sample_is_refused():
+    with pytest.raises(ValueError, match="fusion_tune_utterances must be >= 0"):
+        SpeechConfig(fusion_tune_utterances=-1)
