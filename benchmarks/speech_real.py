@@ -1,6 +1,7 @@
 """A trained speech run on human speech, against pocketsphinx, in one run.
 
     python benchmarks/speech_real.py --run runs/speech/<train-run> [--finetune-epochs 10]
+        [--finetune-settings batch_size=16 learning_rate=1e-3]
 
 On the embedded real-speech set (`data=asterisk`: Asterisk's telephone prompts, one human
 speaker, 8 kHz; apps/speech/asterisk_corpus.py):
@@ -93,7 +94,7 @@ def synthetic_figures(app, run: Path, data: str) -> dict:
     return error_rates(metrics, "test")
 
 
-def run_ours(app, run: Path, finetune_epochs: int | None, rehearsal_minutes: float = 0.0,
+def run_ours(app, run: Path, finetune_settings: list[str], rehearsal_minutes: float = 0.0,
              plain_finetune: bool = True) -> dict:
     """Zero-shot and fine-tuned figures on the real test part and the run's synthetic test split;
     with `rehearsal_minutes`, a fine-tune that mixes in that much of the run's training data (beside
@@ -106,7 +107,7 @@ def run_ours(app, run: Path, finetune_epochs: int | None, rehearsal_minutes: flo
     variants = {"adapted": []} if plain_finetune or not rehearsal_minutes else {}
     variants |= {"rehearsed": [f"rehearsal_minutes={rehearsal_minutes}"]} if rehearsal_minutes else {}
     for name, extra in variants.items():
-        overrides = ["data=asterisk", *extra] + ([f"epochs={finetune_epochs}"] if finetune_epochs else [])
+        overrides = ["data=asterisk", *extra, *finetune_settings]
         adapted = app.run("finetune", app.resolve_config("finetune", run, overrides=overrides), run)
         adapted_run = Path(adapted["run_dir"])
         synthetic_after = app.run("evaluate", app.resolve_config("evaluate", adapted_run, overrides=[f"data={data}"]),
@@ -156,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, type=Path, help="a speech train run folder")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the run's epochs")
+    parser.add_argument("--finetune-settings", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more finetune settings, e.g. batch_size=16 learning_rate=1e-3")
     parser.add_argument("--zero-shot-only", action="store_true",
                         help="only `evaluate data=asterisk` (no pocketsphinx, no fine-tuning): to compare runs")
     parser.add_argument("--rehearsal-minutes", type=float, default=0.0,
@@ -181,8 +184,10 @@ def main() -> None:
         return
     # pocketsphinx first: it needs no TensorFlow, and its figures come even if ours fail
     peer = {} if args.no_peer else run_pocketsphinx(test)
-    ours = run_ours(app, args.run, args.finetune_epochs, args.rehearsal_minutes, not args.rehearsal_only)
+    finetune_settings = ([f"epochs={args.finetune_epochs}"] if args.finetune_epochs else []) + args.finetune_settings
+    ours = run_ours(app, args.run, finetune_settings, args.rehearsal_minutes, not args.rehearsal_only)
     settings = {"run": str(args.run), "finetune_epochs": args.finetune_epochs or config.epochs,
+                "finetune_settings": finetune_settings,
                 "test_utterances": len(test), "rehearsal_minutes": args.rehearsal_minutes,
                 "zero_shot_fusion": ours["zero_shot_fusion"]}
     lines = report(ours, peer, test, settings)
