@@ -34,6 +34,20 @@ def timed(function) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
+def model_and_config(run: Path | None, untrained_config):
+    """The run's model and config, or an untrained model of `untrained_config` (a timing does not
+    depend on the weights)."""
+    from dlsuite.apps.speech.app import SpeechApp
+    from dlsuite.apps.speech.features import feature_dim
+    from dlsuite.apps.speech.model import build_speech_model
+    from dlsuite.apps.speech.transcripts import ALPHABET
+
+    if run:
+        app = SpeechApp()
+        return app.load_model(run), app.trained_config(run)
+    return build_speech_model(untrained_config, feature_dim(untrained_config.features), len(ALPHABET)), untrained_config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=None, help="a speech run (default: an untrained quick model)")
@@ -42,18 +56,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from dlsuite.apps.speech import inference
-    from dlsuite.apps.speech.app import SpeechApp
     from dlsuite.apps.speech.asterisk_corpus import build_asterisk_corpus
     from dlsuite.apps.speech.config import quick
     from dlsuite.apps.speech.decode import greedy_decode
-    from dlsuite.apps.speech.features import feature_dim
-    from dlsuite.apps.speech.model import build_speech_model
     from dlsuite.apps.speech.transcripts import ALPHABET
 
-    app = SpeechApp()
-    config = app.trained_config(args.run) if args.run else quick()
-    model = app.load_model(args.run) if args.run else build_speech_model(config, feature_dim(config.features),
-                                                                         len(ALPHABET))
+    model, config = model_and_config(args.run, quick())
     test = [u for u in build_asterisk_corpus(config.cache_dir).test if u.duration <= config.max_seconds]
     paths = [u.audio for u in test[: args.files]]
     features = inference.read_features(paths, config)

@@ -20,7 +20,7 @@ own LM decoder on the exported model's output.
 `transcribe_long` takes a recording of up to max_file_minutes: resampled to 16 kHz, cut at pauses
 by segment.py's energy segmentation (the same function `dlsuite speech predict` uses, so both cut
 at the same samples) into segments of at most max_seconds, each transcribed as `serving_default`
-would; audio of at most max_seconds is one segment, so it gives serving_default's transcripts.
+would (in padded batches of 16 segments); audio of at most max_seconds is one segment, so it gives serving_default's transcripts.
 Input checks in the graph raise InvalidArgumentError with a message: empty waveform, sample rate
 outside 8-192 kHz, audio longer than the run's max_seconds (transcribe_long: max_file_minutes),
 NaN/inf samples.
@@ -113,6 +113,35 @@ class SpeechRecognizerModule(tf.Module):
             tf.debugging.assert_all_finite(waveform, message="waveform holds NaN or inf samples"),
         ]
 
+    SEGMENTS_PER_BATCH = 16  # a batch of at most 16 x max_seconds of audio: bounded memory for an hour's file
+
+    def _transcribe_segments(self, audio, bounds):
+        """Beam and greedy transcripts [S] of audio[start:end] for each row of bounds [S, 2], in
+        padded batches through transcribe_batch (each segment as serving_default would answer it
+        alone: features and masks follow each one's length)."""
+        count = tf.shape(bounds)[0]
+        batches = (count + self.SEGMENTS_PER_BATCH - 1) // self.SEGMENTS_PER_BATCH
+        size = (count + batches - 1) // tf.maximum(batches, 1)  # equal batches: 17 segments are 9 + 8
+        # Fill the last batch with copies of the last segment (a length-0 one would fail the checks).
+        groups = tf.reshape(tf.concat([bounds, tf.repeat(bounds[-1:], batches * size - count, axis=0)], 0),
+                            [batches, size, 2])
+
+        def batch(group):  # [size, 2] -> [size] beam, [size] greedy
+            lengths = group[:, 1] - group[:, 0]
+            offsets = tf.range(tf.reduce_max(lengths))[None, :]
+            inside = offsets < lengths[:, None]
+            samples = tf.gather(audio, tf.minimum(group[:, :1] + offsets, tf.shape(audio)[0] - 1))
+            out = self.transcribe_batch(tf.where(inside, samples, 0.0), lengths, tf.constant(SAMPLE_RATE))
+            return out["transcript"], out["greedy_transcript"]
+
+        def every_batch():
+            texts = tf.TensorSpec([None], tf.string)
+            beam, greedy = tf.map_fn(batch, groups, fn_output_signature=(texts, texts))  # [batches, size]
+            return tf.reshape(beam, [-1])[:count], tf.reshape(greedy, [-1])[:count]
+
+        no_text = tf.zeros([0], tf.string)
+        return tf.cond(count > 0, every_batch, lambda: (no_text, no_text))  # silence: no segment at all
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
     def transcribe_long(self, waveform, sample_rate):
@@ -125,12 +154,7 @@ class SpeechRecognizerModule(tf.Module):
             lambda: segment.segment_bounds(audio, self.max_seconds, self.vad_threshold_db,
                                            self.vad_min_pause_seconds)[0])
 
-        def one(bound):  # a segment alone, as serving_default transcribes it
-            piece = audio[bound[0] : bound[1]]
-            out = self.transcribe_batch(piece[None], tf.shape(piece)[:1], tf.constant(SAMPLE_RATE))
-            return out["transcript"][0], out["greedy_transcript"][0]
-
-        beam, greedy = tf.map_fn(one, bounds, fn_output_signature=(tf.string, tf.string))  # [S], [S]
+        beam, greedy = self._transcribe_segments(audio, bounds)
 
         def joined(texts):
             return tf.strings.reduce_join(tf.boolean_mask(texts, tf.strings.length(texts) > 0), separator=" ")

@@ -257,6 +257,22 @@ def test_export_transcribe_long_of_short_audio_is_serving_default(spoken, export
     assert one["greedy_transcript"] == served["greedy_transcript"]
 
 
+def test_transcribe_long_answers_alike_in_batches_of_any_size(model, spoken, exported):
+    # This file has 30 segments: two default batches of 15, or eight of 4, the last one filled up
+    # with two copies of the last segment; each segment must still be transcribed as if alone.
+    config, asr = exported
+    module = export.SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width,
+                                           config.max_file_minutes, config.vad_threshold_db,
+                                           config.vad_min_pause_seconds)
+    module.SEGMENTS_PER_BATCH = 4
+    small = {k: v.numpy() for k, v in module.transcribe_long(tf.constant(spoken.waveform), tf.constant(SAMPLE_RATE)).items()}
+    whole = call(asr, "transcribe_long", spoken.waveform)
+    count = len(whole["segment_starts"])
+    assert count > export.SpeechRecognizerModule.SEGMENTS_PER_BATCH and count % 4
+    for key in ("segment_greedy_transcripts", "segment_transcripts", "segment_starts", "segment_ends"):
+        assert small[key].tolist() == whole[key].tolist(), key
+
+
 def test_export_refuses_audio_past_its_limits_and_hears_nothing_in_silence(spoken, exported):
     _, asr = exported
     with pytest.raises(tf.errors.InvalidArgumentError, match="audio longer than max_seconds=8"):
