@@ -20,7 +20,8 @@ own LM decoder on the exported model's output.
 `transcribe_long` takes a recording of up to max_file_minutes: resampled to 16 kHz, cut at pauses
 by segment.py's energy segmentation (the same function `dlsuite speech predict` uses, so both cut
 at the same samples) into segments of at most max_seconds, each transcribed as `serving_default`
-would (in padded batches of 16 segments); audio of at most max_seconds is one segment, so it gives serving_default's transcripts.
+would (in equal padded batches of at most 16 segments); audio of at most max_seconds is one
+segment, so it gives serving_default's transcripts.
 Input checks in the graph raise InvalidArgumentError with a message: empty waveform, sample rate
 outside 8-192 kHz, audio longer than the run's max_seconds (transcribe_long: max_file_minutes),
 NaN/inf samples.
@@ -120,11 +121,6 @@ class SpeechRecognizerModule(tf.Module):
         padded batches through transcribe_batch (each segment as serving_default would answer it
         alone: features and masks follow each one's length)."""
         count = tf.shape(bounds)[0]
-        batches = (count + self.SEGMENTS_PER_BATCH - 1) // self.SEGMENTS_PER_BATCH
-        size = (count + batches - 1) // tf.maximum(batches, 1)  # equal batches: 17 segments are 9 + 8
-        # Fill the last batch with copies of the last segment (a length-0 one would fail the checks).
-        groups = tf.reshape(tf.concat([bounds, tf.repeat(bounds[-1:], batches * size - count, axis=0)], 0),
-                            [batches, size, 2])
 
         def batch(group):  # [size, 2] -> [size] beam, [size] greedy
             lengths = group[:, 1] - group[:, 0]
@@ -134,7 +130,12 @@ class SpeechRecognizerModule(tf.Module):
             out = self.transcribe_batch(tf.where(inside, samples, 0.0), lengths, tf.constant(SAMPLE_RATE))
             return out["transcript"], out["greedy_transcript"]
 
-        def every_batch():
+        def every_batch():  # count > 0
+            batches = (count + self.SEGMENTS_PER_BATCH - 1) // self.SEGMENTS_PER_BATCH
+            size = (count + batches - 1) // batches  # equal batches: 17 segments are 9 + 8
+            # Fill the last batch with copies of the last segment (a length-0 one would fail the checks).
+            groups = tf.reshape(tf.concat([bounds, tf.repeat(bounds[-1:], batches * size - count, axis=0)], 0),
+                                [batches, size, 2])
             texts = tf.TensorSpec([None], tf.string)
             beam, greedy = tf.map_fn(batch, groups, fn_output_signature=(texts, texts))  # [batches, size]
             return tf.reshape(beam, [-1])[:count], tf.reshape(greedy, [-1])[:count]
