@@ -141,13 +141,21 @@ def run_all(argv: list[str]) -> dict:
     for name, app in apps().items():
         summary[name] = app.main_job(ns.run_root)
     atomic_write_json(Path(ns.run_root) / "summary.json", summary)
-    print("\n=== dlsuite main job summary ===")
-    print(f"{'app':<12} {'metric':<34} {'value':>10}  output")
-    for app, result in summary.items():
-        for name, value in result["metrics"].items():
-            print(f"{app:<12} {name:<34} {value:>10.4f}  {result['run_dir']}")
+    print("\n".join(summary_lines(summary)))
     print(f"(also in {Path(ns.run_root) / 'summary.json'})")
     return summary
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The main job's table: one line per app metric; numbers to 4 places, anything else (a
+    fusion LM's unit, a flag) as written."""
+    lines = ["", "=== dlsuite main job summary ===", f"{'app':<12} {'metric':<34} {'value':>10}  output"]
+    for app, result in summary.items():
+        for name, value in result["metrics"].items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            shown = f"{value:>10.4f}" if number else f"{value!s:>10}"
+            lines.append(f"{app:<12} {name:<34} {shown}  {result['run_dir']}")
+    return lines
 
 
 def run_on_ray(app: str, argv: list[str]) -> int:

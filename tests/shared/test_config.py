@@ -111,3 +111,14 @@ def test_every_app_config_checks_itself_on_replace():
             dataclasses.replace(config, strategy="everywhere")
         with pytest.raises(ConfigError, match="epochs"):
             dataclasses.replace(config, epochs=0)
+
+
+def test_the_main_job_summary_shows_numbers_and_words():
+    # A speech run's metrics hold its fusion LM's unit ("word") and flags beside its error rates.
+    from dlsuite.apps.cli import summary_lines
+
+    summary = {"speech": {"run_dir": "runs/speech/x", "metrics": {"test_cer_beam": 0.25, "lm_unit": "word",
+                                                                    "lm_lexicon": True, "epochs": 8}}}
+    rows = summary_lines(summary)[3:]
+    assert [row.split()[1:3] for row in rows] == [["test_cer_beam", "0.2500"], ["lm_unit", "word"],
+                                                  ["lm_lexicon", "True"], ["epochs", "8.0000"]]
