@@ -6,7 +6,7 @@ The recording: the embedded real-speech set's test prompts (`data=asterisk`, 8 k
 0.6 s pauses up to `--minutes`, as one 8 kHz waveform. The model: the run's, or an untrained model
 of the default size (the timing does not depend on the weights). Timed: the export module's
 `transcribe_long` (resampling, segmentation, features, acoustic model, TensorFlow's CTC decoders)
-with `SEGMENTS_PER_BATCH` = 1 (each segment alone, what it did before) and 16 (the default: equal
+with `segments_per_batch` = 1 (each segment alone, what it did before) and 16 (the default: equal
 batches of at most 16, 52 segments are 4 of 13); the
 two alternate, best of `--repeats` after a warm-up call; their segment transcripts are compared.
 Results: benchmarks/results/speech_long_audio.{md,json}.
@@ -33,10 +33,11 @@ def recording(config, minutes: float):
     from dlsuite.apps.speech.asterisk_corpus import build_asterisk_corpus
     from dlsuite.apps.speech.audio import load_audio
 
-    pieces, pause = [], np.zeros(int(0.6 * 8000), np.float32)
+    pieces, pause, samples = [], np.zeros(int(0.6 * 8000), np.float32), 0
     for utterance in build_asterisk_corpus(config.cache_dir).test:
         pieces += [load_audio(utterance, 8000, config.max_seconds), pause]
-        if sum(len(p) for p in pieces) >= minutes * 60 * 8000:
+        samples += len(pieces[-2]) + len(pause)
+        if samples >= minutes * 60 * 8000:
             break
     return np.concatenate(pieces)[: int(minutes * 60 * 8000)]
 
@@ -56,13 +57,7 @@ def main() -> None:
 
     model, config = model_and_config(args.run, SpeechConfig())
     waveform = tf.constant(recording(config, args.minutes))
-    modules = {}
-    for per_batch in (1, export.SpeechRecognizerModule.SEGMENTS_PER_BATCH):
-        module = export.SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width,
-                                               config.max_file_minutes, config.vad_threshold_db,
-                                               config.vad_min_pause_seconds)
-        module.SEGMENTS_PER_BATCH = per_batch
-        modules[per_batch] = module
+    modules = {n: export.serving_module(model, config, segments_per_batch=n) for n in (1, export.SEGMENTS_PER_BATCH)}
     best, answers = {}, {}
     for round_ in range(args.repeats + 1):  # round 0 traces each function
         for per_batch, module in modules.items():
@@ -72,13 +67,13 @@ def main() -> None:
             answers[per_batch] = [t.decode() for t in out["segment_greedy_transcripts"].numpy()]
             if round_:
                 best[per_batch] = min(best.get(per_batch, float("inf")), seconds)
-    one, batched = best[1], best[export.SpeechRecognizerModule.SEGMENTS_PER_BATCH]
-    same = answers[1] == answers[export.SpeechRecognizerModule.SEGMENTS_PER_BATCH]
+    one, batched = best[1], best[export.SEGMENTS_PER_BATCH]
+    same = answers[1] == answers[export.SEGMENTS_PER_BATCH]
     lines = [f"transcribe_long on {args.minutes:g} min of 8 kHz speech ({len(answers[1])} segments), "
              f"model {'of ' + str(args.run) if args.run else 'untrained, default size'}; best of {args.repeats}:", "",
              "| segments per batch | seconds | real-time factor |", "|---|---|---|",
              f"| 1 (before) | {one:.2f} | {one / (args.minutes * 60):.3f} |",
-             f"| up to {export.SpeechRecognizerModule.SEGMENTS_PER_BATCH}, equal batches | {batched:.2f} | {batched / (args.minutes * 60):.3f} |",
+             f"| up to {export.SEGMENTS_PER_BATCH}, equal batches | {batched:.2f} | {batched / (args.minutes * 60):.3f} |",
              "", f"speed-up {one / batched:.2f}x; greedy segment transcripts equal: {same}"]
     print("\n".join(lines))
     write_results("speech_long_audio", lines, {"run": str(args.run), "minutes": args.minutes, "seconds": best,

@@ -41,12 +41,15 @@ from dlsuite.apps.speech.audio import SAMPLE_RATE
 from dlsuite.apps.speech.transcripts import ALPHABET
 from dlsuite.shared.export import save_module
 
+SEGMENTS_PER_BATCH = 16  # transcribe_long: at most 16 x max_seconds of audio a batch, bounded memory for an hour's file
+
 
 class SpeechRecognizerModule(tf.Module):
     def __init__(self, model, feature_kind: str, max_seconds: float, beam_width: int, max_file_minutes: float = 60.0,
-                 vad_threshold_db: float = 35.0, vad_min_pause_seconds: float = 0.3):
+                 vad_threshold_db: float = 35.0, vad_min_pause_seconds: float = 0.3,
+                 segments_per_batch: int = SEGMENTS_PER_BATCH):
         super().__init__()
-        self.model = model
+        self.model, self.segments_per_batch = model, segments_per_batch
         self.feature_kind, self.max_seconds, self.beam_width = feature_kind, max_seconds, beam_width
         self.max_file_minutes, self.vad_threshold_db = max_file_minutes, vad_threshold_db
         self.vad_min_pause_seconds = vad_min_pause_seconds
@@ -114,8 +117,6 @@ class SpeechRecognizerModule(tf.Module):
             tf.debugging.assert_all_finite(waveform, message="waveform holds NaN or inf samples"),
         ]
 
-    SEGMENTS_PER_BATCH = 16  # a batch of at most 16 x max_seconds of audio: bounded memory for an hour's file
-
     def _transcribe_segments(self, audio, bounds):
         """Beam and greedy transcripts [S] of audio[start:end] for each row of bounds [S, 2], in
         padded batches through transcribe_batch (each segment as serving_default would answer it
@@ -131,7 +132,7 @@ class SpeechRecognizerModule(tf.Module):
             return out["transcript"], out["greedy_transcript"]
 
         def every_batch():  # count > 0
-            batches = (count + self.SEGMENTS_PER_BATCH - 1) // self.SEGMENTS_PER_BATCH
+            batches = (count + self.segments_per_batch - 1) // self.segments_per_batch
             size = (count + batches - 1) // batches  # equal batches: 17 segments are 9 + 8
             # Fill the last batch with copies of the last segment (a length-0 one would fail the checks).
             groups = tf.reshape(tf.concat([bounds, tf.repeat(bounds[-1:], batches * size - count, axis=0)], 0),
@@ -165,10 +166,15 @@ class SpeechRecognizerModule(tf.Module):
                 "segment_greedy_transcripts": greedy, "segment_starts": seconds[:, 0], "segment_ends": seconds[:, 1]}
 
 
+def serving_module(model, config, segments_per_batch: int = SEGMENTS_PER_BATCH) -> SpeechRecognizerModule:
+    """The export's module with the config's features, input limits, beam width and segmentation."""
+    return SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width, config.max_file_minutes,
+                                  config.vad_threshold_db, config.vad_min_pause_seconds, segments_per_batch)
+
+
 def export_serving_model(model, config, export_dir: str | Path) -> Path:
-    """Writes the SavedModel with the config's features, input limits, beam width and segmentation."""
-    module = SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width,
-                                    config.max_file_minutes, config.vad_threshold_db, config.vad_min_pause_seconds)
+    """Writes the SavedModel of serving_module(model, config)."""
+    module = serving_module(model, config)
     return save_module(module, export_dir, {"serving_default": module.transcribe, "transcribe_batch": module.transcribe_batch,
                                             "transcribe_long": module.transcribe_long})
 

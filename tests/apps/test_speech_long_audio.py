@@ -261,14 +261,11 @@ def test_transcribe_long_answers_alike_in_batches_of_any_size(model, spoken, exp
     # This file has 30 segments: two default batches of 15, or eight of 4, the last one filled up
     # with two copies of the last segment; each segment must still be transcribed as if alone.
     config, asr = exported
-    module = export.SpeechRecognizerModule(model, config.features, config.max_seconds, config.beam_width,
-                                           config.max_file_minutes, config.vad_threshold_db,
-                                           config.vad_min_pause_seconds)
-    module.SEGMENTS_PER_BATCH = 4
+    module = export.serving_module(model, config, segments_per_batch=4)
     small = {k: v.numpy() for k, v in module.transcribe_long(tf.constant(spoken.waveform), tf.constant(SAMPLE_RATE)).items()}
     whole = call(asr, "transcribe_long", spoken.waveform)
     count = len(whole["segment_starts"])
-    assert count > export.SpeechRecognizerModule.SEGMENTS_PER_BATCH and count % 4
+    assert count > export.SEGMENTS_PER_BATCH and count % 4
     for key in ("segment_greedy_transcripts", "segment_transcripts", "segment_starts", "segment_ends"):
         assert small[key].tolist() == whole[key].tolist(), key
 
