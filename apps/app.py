@@ -248,6 +248,12 @@ class App:
         `source`: the command's `--from` as given (None without one; the app checks it)."""
         raise ValueError(f"Unknown {self.name} command '{command}'.")
 
+    def finetune_defaults(self, trained) -> dict:
+        """Settings `finetune --from` starts from in place of the trained run's own (its YAML file and
+        `key=value` overrides still win), e.g. smaller batches for an adaptation set far smaller
+        than the training data. Never a `MODEL_FIELDS` setting. None by default."""
+        return {}
+
     def main_job_extras(self, config) -> dict:
         """More rows for the main job beyond train + export (vision: its robustness experiment)."""
         return {}
@@ -265,9 +271,10 @@ class App:
     def resolve_config(self, command: str, source: str | None = None, config_file: str | None = None,
                        overrides: list[str] = (), quick: bool = False) -> TrainConfig:
         """A command's config: the defaults (or the quick preset) for `train`; the trained run's own
-        config for the commands on a run. Then the YAML file, then `key=value` overrides. A setting
-        the trained model fixes (`MODEL_FIELDS`: its size, its vocabulary) cannot be overridden on
-        a trained run: that is an error naming the key, never a silently ignored value."""
+        config for the commands on a run (for `finetune`, with the app's `finetune_defaults` over
+        it). Then the YAML file, then `key=value` overrides. A setting the trained model fixes
+        (`MODEL_FIELDS`: its size, its vocabulary) cannot be overridden on a trained run: that is an
+        error naming the key, never a silently ignored value."""
         if source and command not in FROM_COMMANDS:  # distill, cascade: from the first run's settings
             return load_config(self.trained_config(str(source).split(",")[0]), config_file, overrides)
         if command == "export":  # `export precision=int8 format=litert`, as the issue and README write it
@@ -277,7 +284,8 @@ class App:
         if quick:
             raise ConfigError(f"--quick chooses a new model's settings; '{command} --from' uses the trained run's.")
         trained = self.trained_config(source)
-        config = load_config(trained, config_file, overrides)
+        start = dataclasses.replace(trained, **self.finetune_defaults(trained)) if command == "finetune" else trained
+        config = load_config(start, config_file, overrides)
         for key in getattr(self.config_class, "MODEL_FIELDS", ()):
             if getattr(config, key) != getattr(trained, key):
                 raise ConfigError(

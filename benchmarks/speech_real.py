@@ -156,7 +156,8 @@ def report(ours: dict, peer: dict, test, settings: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, type=Path, help="a speech train run folder")
-    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the run's epochs")
+    parser.add_argument("--finetune-epochs", type=int, default=None,
+                        help="default: the speech app's own (SpeechApp.finetune_defaults)")
     parser.add_argument("--finetune-settings", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more finetune settings, e.g. batch_size=16 learning_rate=1e-3")
     parser.add_argument("--zero-shot-only", action="store_true",
@@ -186,8 +187,9 @@ def main() -> None:
     peer = {} if args.no_peer else run_pocketsphinx(test)
     finetune_settings = ([f"epochs={args.finetune_epochs}"] if args.finetune_epochs else []) + args.finetune_settings
     ours = run_ours(app, args.run, finetune_settings, args.rehearsal_minutes, not args.rehearsal_only)
-    settings = {"run": str(args.run), "finetune_epochs": args.finetune_epochs or config.epochs,
-                "finetune_settings": finetune_settings,
+    tuned = app.resolve_config("finetune", args.run, overrides=["data=asterisk", *finetune_settings])
+    settings = {"run": str(args.run), "finetune_epochs": tuned.epochs, "finetune_batch_size": tuned.batch_size,
+                "finetune_learning_rate": tuned.learning_rate, "finetune_settings": finetune_settings,
                 "test_utterances": len(test), "rehearsal_minutes": args.rehearsal_minutes,
                 "zero_shot_fusion": ours["zero_shot_fusion"]}
     lines = report(ours, peer, test, settings)

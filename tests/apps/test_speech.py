@@ -229,6 +229,25 @@ def test_evaluate_predict_and_finetune_use_the_run(tiny_run):
 
 
 
+def test_finetune_starts_from_small_batch_defaults_that_the_user_can_override(tmp_path):
+    """finetune --from: batch 16 at a learning rate of at most 1e-3 for the app's fine-tuning epochs
+    in place of the run's 64 at 3e-3 (9 minutes of audio need more, smaller updates); a setting
+    given on the command line wins; evaluate keeps the run's own settings."""
+    from dlsuite.apps.speech.app import SpeechApp
+    from dlsuite.shared.config import config_to_yaml
+
+    app = SpeechApp()
+    trained = dataclasses.replace(speech_config.SpeechConfig(), epochs=25, batch_size=64, learning_rate=3e-3)
+    (tmp_path / "config.yaml").write_text(config_to_yaml(trained))
+    tuned = app.resolve_config("finetune", str(tmp_path))
+    assert (tuned.batch_size, tuned.learning_rate) == (16, 1e-3) and tuned.epochs == app.finetune_defaults(trained)["epochs"] != 25
+    assert app.resolve_config("finetune", str(tmp_path), overrides=["epochs=3", "batch_size=4"]).epochs == 3
+    assert app.resolve_config("finetune", str(tmp_path), overrides=["batch_size=4"]).batch_size == 4
+    evaluated = app.resolve_config("evaluate", str(tmp_path))
+    assert (evaluated.batch_size, evaluated.learning_rate, evaluated.epochs) == (64, 3e-3, 25)
+    assert not set(app.finetune_defaults(trained)) & set(speech_config.SpeechConfig.MODEL_FIELDS)
+
+
 def test_finetune_with_rehearsal_mixes_in_the_source_runs_training_data(tiny_run):
     """rehearsal_minutes: that much of the source run's own training split (loaded from its
     config, here the synthetic corpus) joins the adaptation set; a negative value is refused."""
