@@ -82,12 +82,13 @@ class SpeechApp(App):
         return metrics | out_of_domain_metrics(model, splits, config, lms, fusion, run_dir, metrics)
 
     def finetune(self, config: SpeechConfig, run_dir: Path, source: Path) -> dict:
-        """Adapts a trained model to new voices (train.adaptation_set); test CER/WER before (with the
-        source run's LM weights) and after (with the weights tuned again on this data's validation
-        split: a new domain may want other weights, or none)."""
+        """Adapts a trained model to new voices (train.adaptation_set) and its fusion LMs to their
+        transcripts (train.adapted_lm); test CER/WER before (with the source run's LMs and weights)
+        and after (with the weights tuned again on this data's validation split: a new domain may
+        want other weights, or none)."""
         strategy, batch = set_up(config)
         splits, examples = train.prepare(config, run_dir, ("valid", "test"))
-        adapt = train.adaptation_set(splits, config)
+        adaptation = adapt = train.adaptation_set(splits, config)
         adapt_figures = {"adapt_utterances": len(adapt), "adapt_minutes": minutes_of(adapt)}
         if config.rehearsal_minutes:
             rehearsal = train.rehearsal_set(self.trained_config(source), config)
@@ -98,6 +99,7 @@ class SpeechApp(App):
             model = self.load_model(source)
         before = inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir, prefix="before")
         metrics = before | train.fit(model, config, adapt, examples["valid"], batch, run_dir)
+        lms = train.adapted_lm(self.trained_config(source), config, adaptation, run_dir)
         fusion, fusion_figures = inference.tune_and_save(model, examples["valid"], config, lms, run_dir)
         metrics |= fusion_figures
         metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)

@@ -24,6 +24,12 @@ and then the step is not even in the graph), in the order a recording goes throu
 5. Telephone channel: down to 8 kHz (nothing above 4 kHz), the ITU-T G.712 band 300-3400 Hz,
    G.711 mu-law 8-bit companding, and back up to 16 kHz.
 
+Then, on the features rather than the waveform, vocal tract length perturbation (VTLP; Jaitly &
+Hinton 2013): `random_mel_matrix` gives the utterance a mel filterbank read at warped frequencies
+(`features.warped_mel_matrix`), formants moved as by a longer or shorter vocal tract while tempo
+and pitch stay: new talkers from the corpus's few voices, which speed perturbation alone moves
+only together with their tempo.
+
 TensorFlow has none of these as ops (no mu-law, room impulse response or coloured noise), so they
 are written here with tf.signal FFTs and `features.resample`. Every function takes and returns a
 1-D float32 waveform; random draws are stateless, from a `[2]` int64 seed per utterance.
@@ -37,7 +43,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dlsuite.apps.speech.features import SAMPLE_RATE, resample
+from dlsuite.apps.speech.features import SAMPLE_RATE, mel_matrix, resample, warped_mel_matrix
 
 TELEPHONE_RATE = 8000
 TELEPHONE_BAND_HZ = (300.0, 3400.0)  # ITU-T G.712 passband
@@ -63,6 +69,8 @@ class Augmentation:
         gain_probability: float. Chance of a gain change (then clipping at full scale).
         gain_db_range: (low, high). Gain in dB, drawn uniformly.
         telephone_probability: float. Chance of the telephone channel (8 kHz, G.712, mu-law).
+        vtlp_probability: float. Chance of a VTLP-warped mel filterbank for the features.
+        vtlp_warp_range: (low, high). Its frequency warp factor, drawn uniformly (> 1: formants up).
     """
 
     speed_probability: float = 0.0
@@ -74,6 +82,8 @@ class Augmentation:
     gain_probability: float = 0.0
     gain_db_range: tuple[float, float] = (-18.0, 6.0)
     telephone_probability: float = 0.0
+    vtlp_probability: float = 0.0
+    vtlp_warp_range: tuple[float, float] = (0.9, 1.1)
 
     @classmethod
     def from_config(cls, config) -> Augmentation:
@@ -87,6 +97,7 @@ class Augmentation:
             self.reverb_probability,
             self.gain_probability,
             self.telephone_probability,
+            self.vtlp_probability,
         )
         return max(probabilities) > 0
 
@@ -180,6 +191,17 @@ def _random_noise(snr_db_range):
         return add_noise(x, noise, _uniform(snr_seed, snr_db_range))
 
     return apply
+
+
+def random_mel_matrix(seed, augmentation: Augmentation):
+    """The utterance's mel filterbank [bins, NUM_MELS]: VTLP-warped by a factor drawn from
+    `vtlp_warp_range` with `vtlp_probability`, else `features.mel_matrix()`."""
+    if augmentation.vtlp_probability <= 0:
+        return mel_matrix()
+    draw, warp_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    chosen = tf.random.stateless_uniform([], draw) < augmentation.vtlp_probability
+    warp = tf.where(chosen, _uniform(warp_seed, augmentation.vtlp_warp_range), 1.0)
+    return warped_mel_matrix(warp)
 
 
 # === Fast FFT lengths ===

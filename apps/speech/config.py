@@ -54,6 +54,8 @@ class SpeechConfig(TrainConfig):
     gain_probability: float = option(0.5, "augmentation: chance of a gain change (clipped at full scale)")
     gain_db_range: tuple[float, float] = option((-18.0, 6.0), "augmentation: that gain in dB, low,high")
     telephone_probability: float = option(0.3, "augmentation: chance of a telephone channel (8 kHz, 300-3400 Hz, mu-law)")
+    vtlp_probability: float = option(0.0, "augmentation: chance of vocal tract length perturbation, the features' mel filterbank read at warped frequencies")
+    vtlp_warp_range: tuple[float, float] = option((0.9, 1.1), "augmentation: VTLP's frequency warp factor, low,high (> 1: formants up)")
     # === Model ===
     time_stride: int = option(3, "output frames every time_stride x 10 ms (3: 33 frames/s, enough for espeak's fastest speech)")
     conv_filters: int = option(32, "filters of the two time-frequency convolutions")
@@ -79,6 +81,7 @@ class SpeechConfig(TrainConfig):
     lm_text: Literal["sources", "kjv", "none"] = option("sources", "extra LM text when lm=train, synthetic corpus: the training side of its text_sources (KJV training chapters, gettext training messages; never a valid/test/ood sentence), the KJV's only, or none")
     # === Fine-tuning ===
     adapt_minutes: float = option(3.0, "finetune on the embedded corpus: minutes of the held-out voices' audio")
+    adapt_lm_weight: int = option(10, "finetune with lm=train: rebuild the fusion LMs from the source run's LM text plus the adaptation transcripts counted this many times, so they know the new data's words (0 = keep the source run's LMs)")
     rehearsal_minutes: float = option(0.0, "finetune: also train on this many minutes of the source run's own training data, so the model keeps what it knew (0 = off)")
 
     def validate(self) -> None:
@@ -99,7 +102,8 @@ class SpeechConfig(TrainConfig):
              "vad_threshold_db and vad_min_pause_seconds must be > 0, max_file_minutes at least max_seconds"),
             (min(self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins) >= 0, "SpecAugment settings must be >= 0"),
             *[(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1] (0 = off), got {getattr(self, name)}")
-              for name in ("speed_probability", "noise_probability", "reverb_probability", "gain_probability", "telephone_probability")],
+              for name in ("speed_probability", "noise_probability", "reverb_probability", "gain_probability", "telephone_probability",
+                           "vtlp_probability")],
             (len(self.speed_factors) >= 1 and all(0.5 <= f <= 2 for f in self.speed_factors),
              f"speed_factors must be one or more factors between 0.5 and 2, got {self.speed_factors}"),
             (len(self.noise_snr_db_range) == 2 and self.noise_snr_db_range[0] <= self.noise_snr_db_range[-1],
@@ -107,6 +111,9 @@ class SpeechConfig(TrainConfig):
             # >= 0.05 s: a room impulse response of a few samples is no room; <= 2 s: a cathedral
             (len(self.reverb_rt60_range) == 2 and 0.05 <= self.reverb_rt60_range[0] <= self.reverb_rt60_range[-1] <= 2,
              f"reverb_rt60_range must be low,high in seconds with 0.05 <= low <= high <= 2, got {self.reverb_rt60_range}"),
+            # 0.8-1.2 spans adult talkers' vocal tract lengths (VTLN's usual search range)
+            (len(self.vtlp_warp_range) == 2 and 0.8 <= self.vtlp_warp_range[0] <= self.vtlp_warp_range[-1] <= 1.2,
+             f"vtlp_warp_range must be low,high with 0.8 <= low <= high <= 1.2, got {self.vtlp_warp_range}"),
             (len(self.gain_db_range) == 2 and self.gain_db_range[0] <= self.gain_db_range[-1],
              f"gain_db_range must be low,high in dB with low <= high, got {self.gain_db_range}"),
             (self.time_stride in (1, 2, 3, 4), "time_stride must be 1..4"),
@@ -117,6 +124,7 @@ class SpeechConfig(TrainConfig):
             (2 <= self.lm_order <= 10, "lm_order must be between 2 and 10"),
             (self.char_lm_order == 0 or 2 <= self.char_lm_order <= 10, "char_lm_order must be 0 (none) or between 2 and 10"),
             (self.adapt_minutes > 0, "adapt_minutes must be > 0"),
+            (self.adapt_lm_weight >= 0, "adapt_lm_weight must be >= 0 (0 = keep the source run's LMs)"),
             (self.rehearsal_minutes >= 0, "rehearsal_minutes must be >= 0 (0 = no rehearsal)"),
         ]
         require(checks)
@@ -124,7 +132,7 @@ class SpeechConfig(TrainConfig):
 
 # Every waveform augmentation step off: the features are computed once (quick, smoke runs).
 NO_AUGMENTATION = dict(speed_probability=0.0, noise_probability=0.0, reverb_probability=0.0, gain_probability=0.0,
-                       telephone_probability=0.0)
+                       telephone_probability=0.0, vtlp_probability=0.0)
 
 
 def quick() -> SpeechConfig:

@@ -144,7 +144,8 @@ def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: i
 def make_augmented_dataset(data: Examples, batch_size: int, augmentation: augment.Augmentation, kind: str,
                            time_stride: int, seed: int = 0, full_batches: bool = False) -> tf.data.Dataset:
     """make_dataset's shuffled training batches, computed afresh every epoch: each waveform goes
-    through `augment.augment_waveform`, then `features.features(., kind)`, in a parallel map.
+    through `augment.augment_waveform`, then `features.features(., kind)` with the filterbank of
+    `augment.random_mel_matrix` (VTLP), in a parallel map.
 
     One NumPy generator seeded with (seed, epoch) draws the epoch's order and every utterance's
     augmentation seed, so a run is reproducible from its seed (a resumed run starts again at epoch
@@ -169,7 +170,10 @@ def make_augmented_dataset(data: Examples, batch_size: int, augmentation: augmen
         tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64)))
 
     def featurize(waveform, label, max_speed, key, element_seed):
-        values = features.features(augment.augment_waveform(waveform, element_seed, augmentation, max_speed), kind)
+        augmented = augment.augment_waveform(waveform, element_seed, augmentation, max_speed)
+        # VTLP's own seed, folded from the element's: the waveform steps draw what they drew without it
+        mel = augment.random_mel_matrix(tf.random.experimental.stateless_fold_in(element_seed, 1), augmentation)
+        values = features.features(augmented, kind, mel)
         return values, tf.shape(values)[0], label, tf.shape(label)[0], key  # values: (T, F)
 
     ds = ds.map(featurize, num_parallel_calls=tf.data.AUTOTUNE)

@@ -58,19 +58,43 @@ def build_lm(config: SpeechConfig, splits: SpeechCorpus, run_dir: Path) -> infer
         shutil.copy2(path, run_dir / inference.WORD_LM_FILE)
         word_lm = decode.WordLM(read_arpa(path))
     else:
-        words = sorted({w for s in sentences for w in s.split()})
-        tokens = ["<unk>", "<s>", "</s>", *words]
-        ids = {w: i for i, w in enumerate(tokens)}
-        model = build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, config.lm_order)
-        write_arpa(model, run_dir / inference.WORD_LM_FILE)
-        word_lm = decode.WordLM(model)
-    char_lm = decode.CharLM.build(sentences, config.char_lm_order) if config.char_lm_order else None
-    if char_lm:
-        write_arpa(char_lm.model, run_dir / inference.CHAR_LM_FILE)
-    return inference.FusionLMs(word_lm, char_lm)
+        word_lm = _word_lm(sentences, config, run_dir)
+    return inference.FusionLMs(word_lm, _char_lm(sentences, config, run_dir))
 
 
-# === Fitting ===
+def adapted_lm(source_config: SpeechConfig, config: SpeechConfig, adaptation: data.Examples,
+               run_dir: Path) -> inference.FusionLMs | None:
+    """finetune's fusion LMs. With lm=train and adapt_lm_weight > 0 they are rebuilt (over the
+    copies of the source run's) from the source run's LM text plus the adaptation transcripts, each
+    counted adapt_lm_weight times: count merging (Bacchiani & Roark 2003, in-domain counts scaled
+    up before estimation). So the LMs know the new data's words, which a lexicon-constrained beam
+    could not spell before, and its phrases. Otherwise the source run's LMs as they are."""
+    if config.lm != "train" or config.adapt_lm_weight == 0:
+        return inference.load_lm(run_dir)
+    sentences = lm_sentences(source_config, data.load_splits(source_config))
+    sentences += [u.transcript for u in adaptation.utterances] * config.adapt_lm_weight
+    return inference.FusionLMs(_word_lm(sentences, config, run_dir), _char_lm(sentences, config, run_dir))
+
+
+def _word_lm(sentences: list[str], config: SpeechConfig, run_dir: Path) -> decode.WordLM:
+    """A Kneser-Ney word n-gram of `sentences` (order lm_order), written to <run>/lm.arpa."""
+    words = sorted({w for s in sentences for w in s.split()})
+    tokens = ["<unk>", "<s>", "</s>", *words]
+    ids = {w: i for i, w in enumerate(tokens)}
+    model = build_ngram_model([np.array([ids[w] for w in s.split()]) for s in sentences], tokens, config.lm_order)
+    write_arpa(model, run_dir / inference.WORD_LM_FILE)
+    return decode.WordLM(model)
+
+
+def _char_lm(sentences: list[str], config: SpeechConfig, run_dir: Path) -> decode.CharLM | None:
+    """The character n-gram of `sentences` (order char_lm_order, 0 = none), written to <run>/char_lm.arpa."""
+    if not config.char_lm_order:
+        return None
+    char_lm = decode.CharLM.build(sentences, config.char_lm_order)
+    write_arpa(char_lm.model, run_dir / inference.CHAR_LM_FILE)
+    return char_lm
+
+
 def training_dataset(config: SpeechConfig, train: data.Examples, batch: int):
     """The shuffled, length-bucketed training batches: augmented and featurized every epoch when any
     augmentation probability is > 0 (data.make_augmented_dataset), else the features computed once."""

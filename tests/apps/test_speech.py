@@ -270,6 +270,47 @@ def test_finetune_with_rehearsal_mixes_in_the_source_runs_training_data(tiny_run
         run_app("speech", ["finetune", "--from", result["run_dir"], *args, "rehearsal_minutes=-1"])
 
 
+def test_finetune_adapts_the_fusion_lms_to_the_new_transcripts(tiny_run, tmp_path):
+    """adapt_lm_weight: the LMs rebuilt from the source run's LM text plus the adaptation transcripts
+    know the new words (the source run's did not) and rate the new sentences higher the more they
+    count, the old ones lower; 0 keeps the source run's LMs; a finetune writes the adapted LMs."""
+    from pathlib import Path
+
+    from dlsuite.apps.cli import run_app
+    from dlsuite.apps.speech import inference, train
+    from dlsuite.apps.speech.app import SpeechApp
+    from dlsuite.shared.ngram import read_arpa
+
+    _, args, result = tiny_run
+    source_dir = Path(result["run_dir"])
+    source = SpeechApp().trained_config(source_dir)
+    new = "the quokka pressed pound"
+    adaptation = data.Examples([Utterance("unused.wav", new, "s", 1.0, "a")], [np.zeros((1, 80))], [data.encode(new)])
+    old = next(u.transcript for u in data.load_splits(source).train)
+
+    def log10_probs(lms):
+        model = lms.word.model
+        return model.sentence_log10_probs(model.encode([new, old]))
+
+    kept = train.adapted_lm(source, dataclasses.replace(source, adapt_lm_weight=0), adaptation, source_dir)
+    assert "quokka" not in kept.word.model.tokens
+    scores = {}
+    for weight in (1, 10):
+        out = tmp_path / f"weight{weight}"
+        out.mkdir()
+        lms = train.adapted_lm(source, dataclasses.replace(source, adapt_lm_weight=weight), adaptation, out)
+        assert "quokka" in read_arpa(out / inference.WORD_LM_FILE).tokens and (out / inference.CHAR_LM_FILE).is_file()
+        scores[weight] = log10_probs(lms)
+    assert scores[10][0] > scores[1][0] and scores[10][1] < scores[1][1]
+    tuned = run_app("speech", ["finetune", "--from", str(source_dir), *args, "adapt_minutes=0.1", "epochs=1"])
+    adapted_words = set(read_arpa(Path(tuned["run_dir"]) / inference.WORD_LM_FILE).tokens)
+    adapt_set = train.adaptation_set(data.load_splits(source), dataclasses.replace(source, adapt_minutes=0.1))
+    assert {w for u in adapt_set.utterances for w in u.transcript.split()} <= adapted_words
+    assert (Path(tuned["run_dir"]) / inference.WORD_LM_FILE).read_bytes() != (source_dir / inference.WORD_LM_FILE).read_bytes()
+    with pytest.raises(ConfigError, match="adapt_lm_weight must be >= 0"):
+        load_config(speech_config.SpeechConfig(), None, ["adapt_lm_weight=-1"])
+
+
 def test_predict_on_a_corrupt_file_names_it(tiny_run, tmp_path):
     from dlsuite.apps.cli import run_app
 

@@ -1,5 +1,5 @@
 """Speech waveform augmentation (apps/speech/augment.py): what each step does to a signal, measured
-with NumPy FFTs; the augmented training dataset (apps/speech/data.py); the config checks; one
+with NumPy FFTs; VTLP's warped filterbank; the augmented training dataset (apps/speech/data.py); the config checks; one
 training epoch of the smoke setting with every step on."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ EVERY_STEP = dict(
     reverb_probability=1.0,
     gain_probability=1.0,
     telephone_probability=1.0,
+    vtlp_probability=1.0,
 )
 
 
@@ -164,6 +165,53 @@ def test_every_step_together_keeps_a_bounded_waveform():
     assert band_share(y, 4000, RATE) < 1e-4  # the telephone channel comes last
 
 
+# === VTLP: the warped mel filterbank ===
+def test_the_unwarped_filterbank_is_tf_signals():
+    np.testing.assert_allclose(
+        features.warped_mel_matrix(1.0).numpy(), features.mel_matrix().numpy(), atol=1e-4
+    )
+
+
+def loudest_band(waveform: np.ndarray, mel=None) -> int:
+    log_mel = features.log_mel_spectrogram(tf.constant(waveform), mel).numpy()
+    return int(np.argmax(log_mel.mean(axis=0)))
+
+
+@pytest.mark.parametrize("warp", [0.9, 1.1])
+def test_a_warp_hears_a_tone_as_the_tone_at_warp_times_its_frequency(warp):
+    """Below F_hi the warp is linear: 1 kHz through the warped filterbank lands in the band of
+    warp x 1 kHz unwarped, two bands (about 100 Hz) away from 1 kHz's own."""
+    warped = loudest_band(sine(1000.0), features.warped_mel_matrix(warp))
+    assert warped == loudest_band(sine(1000.0 * warp))
+    assert abs(warped - loudest_band(sine(1000.0))) >= 2
+
+
+@pytest.mark.parametrize("warp", [0.8, 1.2])
+def test_the_widest_warps_leave_no_band_empty(warp):
+    """Above F_hi the warp takes the Nyquist frequency to itself: every band still sees some bins."""
+    assert np.all(features.warped_mel_matrix(warp).numpy().sum(axis=0) > 0)
+
+
+def test_vtlp_warps_with_its_probability_within_its_range():
+    off = augment.Augmentation(noise_probability=1.0)
+    np.testing.assert_array_equal(
+        augment.random_mel_matrix(SEED, off).numpy(), features.mel_matrix().numpy()
+    )
+    assert augment.Augmentation(vtlp_probability=0.1).enabled
+    fixed = augment.Augmentation(vtlp_probability=1.0, vtlp_warp_range=(1.1, 1.1))
+    np.testing.assert_allclose(
+        augment.random_mel_matrix(SEED, fixed).numpy(), features.warped_mel_matrix(1.1).numpy()
+    )
+    half = augment.Augmentation(vtlp_probability=0.5, vtlp_warp_range=(0.9, 1.1))
+    unwarped = features.warped_mel_matrix(1.0).numpy()
+    draws = [augment.random_mel_matrix(tf.constant([i, 3], tf.int64), half).numpy() for i in range(20)]
+    assert 3 <= sum(np.array_equal(d, unwarped) for d in draws) <= 17
+    # each warp inside the range: a 1 kHz tone heard between 0.9 and 1.1 kHz
+    bands = [loudest_band(sine(1000.0), d) for d in draws]
+    assert min(bands) >= loudest_band(sine(900.0)) and max(bands) <= loudest_band(sine(1100.0))
+    assert len(set(bands)) >= 3  # warps drawn across the range, not one value
+
+
 # === The augmented training dataset ===
 @pytest.fixture(scope="module")
 def waveform_examples(tmp_path_factory):
@@ -240,6 +288,9 @@ def test_augmentation_needs_the_waveforms(waveform_examples):
         ("reverb_rt60_range=0,0.5", "reverb_rt60_range must be"),
         ("speed_factors=3.0", "speed_factors must be"),
         ("gain_db_range=6,-6", "gain_db_range must be low,high"),
+        ("vtlp_probability=2", "vtlp_probability must be in \\[0, 1\\]"),
+        ("vtlp_warp_range=0.5,1.0", "vtlp_warp_range must be low,high with 0.8"),
+        ("vtlp_warp_range=1.1,0.9", "vtlp_warp_range must be low,high"),
     ],
 )
 def test_config_rejects_bad_augmentation_values(override, message):
