@@ -13,8 +13,10 @@ stops with an explanation.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -148,12 +150,43 @@ def write_loss_curve(run_dir: Path, curve: dict) -> None:
     save_figure(loss_curve_figure({Path(run_dir).name: curve}), run_dir, "loss_curve")
 
 
+class BackupAndRestoreAfterKill(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore with its double checkpoint (a kill while writing the backup falls
+    back to the previous one), also when the kill came while it wrote training_metadata.json.
+    Keras writes that file in place, so a kill between opening and writing leaves it empty; on
+    resume Keras falls back to the previous backup only on an OSError, and an empty file raises
+    JSONDecodeError instead (seen: tests/shared/test_training.py's kill test on busy cores). Here
+    the previous backup, weights and metadata together, replaces an unreadable one first."""
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, double_checkpoint=True)
+
+    def on_train_begin(self, logs=None):
+        metadata, weights = Path(self._training_metadata_path), Path(self._weights_path)
+        if metadata.is_file() and not _is_json(metadata):
+            previous_metadata, previous_weights = Path(self._prev_training_metadata_path), Path(self._prev_weights_path)
+            if previous_metadata.is_file() and previous_weights.is_file():
+                shutil.copyfile(previous_weights, weights)
+                shutil.copyfile(previous_metadata, metadata)
+            else:  # the first backup was the one cut short: train from the start
+                metadata.unlink()
+                weights.unlink(missing_ok=True)
+        super().on_train_begin(logs)
+
+
+def _is_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
 def make_callbacks(run_dir: Path, extra=()) -> list[keras.callbacks.Callback]:
     run_dir = Path(run_dir)
     return [
         StopOnNaN(),
-        # double_checkpoint: a kill while writing the backup falls back to the previous one.
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / "backup"), double_checkpoint=True),
+        BackupAndRestoreAfterKill(str(run_dir / "checkpoints" / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False),
         *extra,

@@ -1,6 +1,7 @@
 """The shared fit loop: NaN losses stop with an explanation; a killed run resumes."""
 
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from dlsuite.shared.training import (
+    BackupAndRestoreAfterKill,
     NaNLossError,
     TrainConfig,
     fit_in_run_dir,
@@ -37,6 +39,34 @@ def test_save_model_atomic_keeps_no_partial_file(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     path = save_model_atomic(model, tmp_path / "model.keras")
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    """Ends fit with an exception after `epoch` (0-based), as a kill would, leaving the backup."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("stopped")
+
+
+def test_a_kill_while_the_backup_metadata_was_written_resumes_from_the_previous_backup(tmp_path):
+    """An empty training_metadata.json (killed between Keras opening and writing it): Keras' own
+    callback fails to resume with JSONDecodeError; ours resumes from the previous backup."""
+    x, y = np.ones((16, 2), np.float32), np.ones((16, 1), np.float32)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    backup = tmp_path / "backup"
+    with pytest.raises(RuntimeError, match="stopped"):
+        model.fit(x, y, epochs=5, verbose=0, callbacks=[BackupAndRestoreAfterKill(str(backup)), _StopAfterEpoch(2)])
+    (backup / "training_metadata.json").write_text("")  # the kill came mid-write
+    with pytest.raises(json.JSONDecodeError):
+        model.fit(x, y, epochs=5, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True)])
+    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[BackupAndRestoreAfterKill(str(backup))])
+    assert history.epoch == [2, 3, 4]  # after the previous backup's epoch 1, not from the start
 
 
 def _train_command(run_root: Path) -> list[str]:
