@@ -56,7 +56,7 @@ def measure(app, run: Path, weights: list[int]) -> list[dict]:
             started = time.perf_counter()
             lms = (inference.load_lm(source) if weight == 0 else
                    train.adapted_lm(source_config, dataclasses.replace(config, adapt_lm_weight=weight),
-                                    adaptation, Path(scratch)))
+                                    adaptation, None, Path(scratch)))
             built = time.perf_counter() - started
             fusion = inference.tune(model, examples["valid"], config, lms)
             hypotheses = inference.decode_all(log_probs, config, lms, fusion, progress=False)

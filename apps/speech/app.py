@@ -88,18 +88,20 @@ class SpeechApp(App):
         want other weights, or none)."""
         strategy, batch = set_up(config)
         splits, examples = train.prepare(config, run_dir, ("valid", "test"))
-        adaptation = adapt = train.adaptation_set(splits, config)
-        adapt_figures = {"adapt_utterances": len(adapt), "adapt_minutes": minutes_of(adapt)}
+        source_config = self.trained_config(source)
+        adaptation = train.adaptation_set(splits, config)
+        adapt_figures = {"adapt_utterances": len(adaptation), "adapt_minutes": minutes_of(adaptation)}
+        adapt = adaptation  # what fit trains on: the adaptation set, with rehearsal the source's data too
         if config.rehearsal_minutes:
-            rehearsal = train.rehearsal_set(self.trained_config(source), config)
+            rehearsal = train.rehearsal_set(source_config, config)
             adapt_figures |= {"rehearsal_utterances": len(rehearsal), "rehearsal_minutes": minutes_of(rehearsal)}
-            adapt = data.join_examples(adapt, rehearsal)
+            adapt = data.join_examples(adaptation, rehearsal)
         lms, fusion = inference.load_lm(run_dir), inference.read_fusion(run_dir)
         with strategy.scope():
             model = self.load_model(source)
         before = inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir, prefix="before")
         metrics = before | train.fit(model, config, adapt, examples["valid"], batch, run_dir)
-        lms = train.adapted_lm(self.trained_config(source), config, adaptation, run_dir)
+        lms = train.adapted_lm(source_config, config, adaptation, lms, run_dir)
         fusion, fusion_figures = inference.tune_and_save(model, examples["valid"], config, lms, run_dir)
         metrics |= fusion_figures
         metrics |= inference.evaluate_split(model, examples["test"], config, lms, fusion, run_dir)

@@ -63,14 +63,15 @@ def build_lm(config: SpeechConfig, splits: SpeechCorpus, run_dir: Path) -> infer
 
 
 def adapted_lm(source_config: SpeechConfig, config: SpeechConfig, adaptation: data.Examples,
-               run_dir: Path) -> inference.FusionLMs | None:
+               source_lms: inference.FusionLMs | None, run_dir: Path) -> inference.FusionLMs | None:
     """finetune's fusion LMs. With lm=train and adapt_lm_weight > 0 they are rebuilt (over the
-    copies of the source run's) from the source run's LM text plus the adaptation transcripts, each
-    counted adapt_lm_weight times: count merging (Bacchiani & Roark 2003, in-domain counts scaled
-    up before estimation). So the LMs know the new data's words, which a lexicon-constrained beam
-    could not spell before, and its phrases. Otherwise the source run's LMs as they are."""
+    copies of the source run's in run_dir) from the source run's LM text plus the adaptation
+    transcripts, each counted adapt_lm_weight times: count merging (Bacchiani & Roark 2003,
+    in-domain counts scaled up before estimation). So the LMs know the new data's words, which a
+    lexicon-constrained beam could not spell before, and its phrases. Otherwise `source_lms`, the
+    source run's LMs as finetune already loaded them."""
     if config.lm != "train" or config.adapt_lm_weight == 0:
-        return inference.load_lm(run_dir)
+        return source_lms
     sentences = lm_sentences(source_config, data.load_splits(source_config))
     sentences += [u.transcript for u in adaptation.utterances] * config.adapt_lm_weight
     return inference.FusionLMs(_word_lm(sentences, config, run_dir), _char_lm(sentences, config, run_dir))

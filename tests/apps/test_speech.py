@@ -292,13 +292,14 @@ def test_finetune_adapts_the_fusion_lms_to_the_new_transcripts(tiny_run, tmp_pat
         model = lms.word.model
         return model.sentence_log10_probs(model.encode([new, old]))
 
-    kept = train.adapted_lm(source, dataclasses.replace(source, adapt_lm_weight=0), adaptation, source_dir)
-    assert "quokka" not in kept.word.model.tokens
+    source_lms = inference.load_lm(source_dir)
+    kept = train.adapted_lm(source, dataclasses.replace(source, adapt_lm_weight=0), adaptation, source_lms, source_dir)
+    assert kept is source_lms and "quokka" not in kept.word.model.tokens
     scores = {}
     for weight in (1, 10):
         out = tmp_path / f"weight{weight}"
         out.mkdir()
-        lms = train.adapted_lm(source, dataclasses.replace(source, adapt_lm_weight=weight), adaptation, out)
+        lms = train.adapted_lm(source, dataclasses.replace(source, adapt_lm_weight=weight), adaptation, source_lms, out)
         assert "quokka" in read_arpa(out / inference.WORD_LM_FILE).tokens and (out / inference.CHAR_LM_FILE).is_file()
         scores[weight] = log10_probs(lms)
     assert scores[10][0] > scores[1][0] and scores[10][1] < scores[1][1]
