@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal
 
+from dlsuite.apps.speech.asterisk_corpus import PROMPT_SETS
 from dlsuite.apps.speech.engines import ENGINES
 from dlsuite.apps.speech.sentences import TEXT_SOURCES
 from dlsuite.shared.config import option, require
@@ -25,7 +26,10 @@ class SpeechConfig(TrainConfig):
     # Recurrent nets with CTC have occasional gradient spikes; clip them by default.
     global_clipnorm: float = option(5.0, "clip all gradients jointly to this norm (0 = off)")
     # === Data ===
-    data: str = option("espeak", "espeak or synthetic (the same embedded corpus: KJV and UI text spoken by espeak-ng, flite, festival) | asterisk (embedded, human telephone prompts) | folder:<path> | table:<csv/tsv> | tfds:<name>")
+    data: str = option("espeak", "espeak or synthetic (the same embedded corpus: KJV and UI text spoken by espeak-ng, flite, festival) | asterisk (embedded, human telephone prompts; asterisk:fr, :it, :es the same prompts in other languages) | folder:<path> | table:<csv/tsv> | tfds:<name>")
+    # Human voices for a synthetic corpus: all of these corpora's utterances (every split) join the
+    # training split only, never the LM text, validation or test (data.load_splits).
+    extra_train_data: tuple[str, ...] = option((), "more corpora (same forms as data) whose every utterance joins the training split, e.g. asterisk:fr,asterisk:it (other people reading the prompts in French and Italian)")
     cache_dir: str = option("data_cache/speech", "where the synthesized corpus is kept between runs")
     num_sentences: int = option(2400, "synthetic: sentences to speak (80/10/10 train/valid/test), plus as many out-of-domain test sentences as test ones")
     variants_per_sentence: int = option(2, "synthetic: voices speaking each sentence")
@@ -86,10 +90,10 @@ class SpeechConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        source = self.data.split(":", 1)[0]
         checks = [
-            (source in ("espeak", "synthetic", "asterisk", "folder", "table", "tfds"), f"data must be espeak (= synthetic), asterisk, folder:<path>, table:<file> or tfds:<name>, got '{self.data}'"),
-            (source in ("espeak", "synthetic", "asterisk") or ":" in self.data, f"data '{self.data}' needs a path or name after ':'"),
+            *[check for name in (self.data, *self.extra_train_data) for check in _data_checks(name)],
+            (self.data not in self.extra_train_data and len(set(self.extra_train_data)) == len(self.extra_train_data),
+             f"extra_train_data must be distinct corpora other than data ({self.data}), got {','.join(self.extra_train_data)}"),
             (bool(self.engines) and set(self.engines) <= set(ENGINES) and len(set(self.engines)) == len(self.engines),
              f"engines must be distinct names from {','.join(ENGINES)}, got {','.join(self.engines)}"),
             (bool(self.text_sources) and set(self.text_sources) <= set(TEXT_SOURCES) and len(set(self.text_sources)) == len(self.text_sources),
@@ -128,6 +132,15 @@ class SpeechConfig(TrainConfig):
             (self.rehearsal_minutes >= 0, "rehearsal_minutes must be >= 0 (0 = no rehearsal)"),
         ]
         require(checks)
+
+
+def _data_checks(data: str) -> list[tuple[bool, str]]:
+    source, _, rest = data.partition(":")
+    return [(source in ("espeak", "synthetic", "asterisk", "folder", "table", "tfds"),
+             f"data must be espeak (= synthetic), asterisk[:<language>], folder:<path>, table:<file> or tfds:<name>, got '{data}'"),
+            (source in ("espeak", "synthetic", "asterisk") or bool(rest), f"data '{data}' needs a path or name after ':'"),
+            (source != "asterisk" or rest in ("", *PROMPT_SETS),
+             f"data '{data}': the Asterisk prompts exist in {', '.join(PROMPT_SETS)} (asterisk:<language>; plain asterisk is en)")]
 
 
 # Every waveform augmentation step off: the features are computed once (quick, smoke runs).

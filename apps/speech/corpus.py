@@ -9,7 +9,8 @@ Sources (`load_speech_corpus(source, cache_dir)`):
   minutes of the test voices saying training sentences, for the fine-tuning demo;
 - `asterisk`: the embedded real-speech set, Asterisk's telephone prompts read by one human
   speaker (8 kHz), from pinned Debian packages (asterisk_corpus.py); its train part is for
-  fine-tuning, its test part shares no sentence with it;
+  fine-tuning, its test part shares no sentence with it; `asterisk:fr`, `asterisk:it`,
+  `asterisk:es`: the same prompts in other languages (other speakers, but Spanish is hers too);
 - `folder:<path>`: a LibriSpeech tree (`<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`) or a
   folder with `transcripts.csv`/`.tsv`; `train`/`valid`/`test` tables or LibriSpeech split
   subfolders (`train-clean-100`, `dev-clean`, `test-clean`) are used as given;
@@ -40,7 +41,7 @@ from dlsuite.apps.speech.utterances import SpeechCorpus, split_utterances
 
 
 def load_speech_corpus(source: str, cache_dir, **options) -> SpeechCorpus:
-    """`synthetic` (`espeak`) | `asterisk` | `folder:<path>` | `table:<file>` | `tfds:<name>` -> SpeechCorpus.
+    """`synthetic` (`espeak`) | `asterisk[:<language>]` | `folder:<path>` | `table:<file>` | `tfds:<name>` -> SpeechCorpus.
 
     `options` go to build_synthetic_corpus (synthetic) or load_tfds_speech (tfds); the other
     sources ignore them (their splits come from the data).
@@ -48,13 +49,13 @@ def load_speech_corpus(source: str, cache_dir, **options) -> SpeechCorpus:
     kind, _, rest = source.partition(":")
     if kind in ("synthetic", "espeak") and not rest:
         return build_synthetic_corpus(cache_dir, **options)
-    if kind == "asterisk" and not rest:
-        return build_asterisk_corpus(cache_dir)
+    if kind == "asterisk":
+        return build_asterisk_corpus(cache_dir, rest or "en")
     if kind == "folder" and rest:
         return load_folder(rest)
     if kind == "table" and rest:
         return SpeechCorpus(f"table:{Path(rest).stem}", *split_utterances(read_transcript_table(rest)))
     if kind == "tfds" and rest:
         return load_tfds_speech(rest, **options)
-    raise SpeechDataError(f"unknown speech corpus {source!r}: use synthetic (or espeak), asterisk, folder:<path>, "
+    raise SpeechDataError(f"unknown speech corpus {source!r}: use synthetic (or espeak), asterisk[:<language>], folder:<path>, "
                           "table:<file.csv|tsv> or tfds:<name>.")

@@ -39,14 +39,26 @@ def decode_ids(ids) -> str:
 
 
 def load_splits(config) -> SpeechCorpus:
+    """The corpus `config.data` names."""
+    return _load_corpus(config, config.data)
+
+
+def extra_train_utterances(config) -> list:
+    """Every utterance of `extra_train_data`'s corpora (all their splits): training data only, kept
+    apart from the corpus's `train` split, whose transcripts are LM text."""
+    return [u for name in config.extra_train_data
+            for corpus_ in [_load_corpus(config, name)] for u in corpus_.train + corpus_.valid + corpus_.test]
+
+
+def _load_corpus(config, name: str) -> SpeechCorpus:
     options = {}
-    if config.data in ("espeak", "synthetic"):
+    if name in ("espeak", "synthetic"):
         options = dict(num_sentences=config.num_sentences, variants_per_sentence=config.variants_per_sentence,
                        noise_snr_db=config.noise_snr_db or None, seed=config.seed, engines=config.engines,
                        text_sources=config.text_sources, gettext_dir=config.gettext_dir)
-    elif config.data.startswith("tfds:"):
+    elif name.startswith("tfds:"):
         options = dict(data_dir=config.tfds_data_dir or None)
-    return corpus.load_speech_corpus(config.data, config.cache_dir, **options)
+    return corpus.load_speech_corpus(name, config.cache_dir, **options)
 
 
 @dataclasses.dataclass

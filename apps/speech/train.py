@@ -22,11 +22,16 @@ from dlsuite.shared.training import fit_model
 
 def prepare(config: SpeechConfig, run_dir: Path, names=("train", "valid", "test")):
     """The corpus and the features of the named splits (evaluate needs no training features); the
-    training split keeps its waveforms when augmentation is on (training_dataset)."""
+    training split (with extra_train_data's utterances) keeps its waveforms when augmentation is
+    on (training_dataset)."""
     splits = data.load_splits(config)
+    if "train" in names and config.extra_train_data:
+        splits.extra["extra_train"] = data.extra_train_utterances(config)
     atomic_write_json(run_dir / "corpus.json", splits.summary())
     augmenting = augment.Augmentation.from_config(config).enabled
-    examples = {name: data.examples(getattr(splits, name), config, name, keep_waveforms=augmenting and name == "train")
+    utterances = {name: getattr(splits, name) + (splits.extra.get("extra_train", []) if name == "train" else [])
+                  for name in names}
+    examples = {name: data.examples(utterances[name], config, name, keep_waveforms=augmenting and name == "train")
                 for name in names}
     return splits, examples
 

@@ -181,6 +181,38 @@ def test_config_rejects_bad_values():
         load_config(speech_config.SpeechConfig(), None, ["beam=3"])
 
 
+def _tone_table(folder, words: list[str], speaker_prefix: str):
+    """A transcripts table of one-second tones, one speaker per row (so it splits by speaker)."""
+    folder.mkdir(parents=True)
+    rows = ["path,transcript,speaker"]
+    for i, word in enumerate(words):
+        sf.write(folder / f"{i}.wav", 0.1 * np.sin(np.arange(16000) / (3.0 + i)).astype("float32"), 16000)
+        rows.append(f"{i}.wav,{word},{speaker_prefix}{i}")
+    (folder / "list.csv").write_text("\n".join(rows) + "\n")
+    return f"table:{folder / 'list.csv'}"
+
+
+def test_extra_train_data_joins_training_only(tmp_path):
+    """extra_train_data's utterances (all their splits) are trained on, never LM text, valid or test."""
+    from dlsuite.apps.speech import train
+
+    main_words = [f"main {w}" for w in "one two three four five six seven eight nine ten".split()]
+    extra_words = [f"extra {w}" for w in "un deux trois quatre cinq six sept huit neuf dix".split()]
+    config = small_config(data=_tone_table(tmp_path / "main", main_words, "m"), lm_text="none", **speech_config.NO_AUGMENTATION,
+                          extra_train_data=(_tone_table(tmp_path / "extra", extra_words, "e"),))
+    config.validate()
+    splits, examples = train.prepare(config, tmp_path)
+    trained = {u.transcript for u in examples["train"].utterances}
+    assert set(extra_words) <= trained and trained - set(extra_words) == {u.transcript for u in splits.train}
+    assert all(w.startswith("main") for name in ("valid", "test") for w in (u.transcript for u in examples[name].utterances))
+    assert not any("extra" in s for s in train.lm_sentences(config, splits))
+    assert json.loads((tmp_path / "corpus.json").read_text())["extra_train"]["utterances"] == 10
+    _, evaluation = train.prepare(config, tmp_path, ("valid", "test"))  # evaluate loads no extra corpus
+    assert set(evaluation) == {"valid", "test"}
+    with pytest.raises(ConfigError, match="extra_train_data must be distinct corpora other than data"):
+        dataclasses.replace(config, extra_train_data=(config.data,)).validate()
+
+
 # === A tiny end-to-end run: train, evaluate, predict, finetune, export ===
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from dlsuite.apps.speech.corpus import load_speech_corpus
 from dlsuite.apps.speech.transcripts import SpeechDataError
 from dlsuite.shared import debian
 from tests.fake_debs import build_deb, needs_dpkg
+
+EN = asterisk.PROMPT_SETS["en"]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -73,21 +76,25 @@ PROMPTS = {f"prompt-{i}": f"Please say the word number {i}." for i in range(30)}
 PROMPTS |= {"beep": "[this is a simple beep tone]", "digits/7": "seven", "star": "press * now", "no-audio": "gone"}
 
 
-@pytest.fixture
-def fake_asterisk_debs(tmp_path, monkeypatch):
-    """The two pinned packages, built locally into the cache's debs/ folder (apt never called)."""
-    text = "; Core Asterisk Sounds in English\n\n" + "".join(f"{n}: {t}\n" for n, t in PROMPTS.items())
-    debs = tmp_path / "cache" / "debs"
-    debs.mkdir(parents=True)
-    build_deb(debs, *debian.parse_pin(asterisk.TEXT_PACKAGE), {asterisk.TEXT_FILE: gzip.compress(text.encode())})
-    audio = {f"{asterisk.AUDIO_FOLDER}{name}.wav": _wav(1.0 + i / 10)
-             for i, name in enumerate(PROMPTS) if name != "no-audio"}
-    build_deb(debs, *debian.parse_pin(asterisk.AUDIO_PACKAGE), audio)
+def build_prompt_debs(cache: Path, prompts: asterisk.PromptSet, texts: dict[str, str], monkeypatch) -> Path:
+    """A prompt set's two pinned packages, built locally into the cache's debs/ folder (apt never called)."""
+    text = "\ufeff; Core Asterisk Sounds\n\n" + "".join(f"{n}: {t}\n" for n, t in texts.items())
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    build_deb(debs, *debian.parse_pin(prompts.text_package), {prompts.text_file: gzip.compress(text.encode())})
+    audio = {f"{prompts.audio_folder}{name}.wav": _wav(1.0 + i / 10)
+             for i, name in enumerate(texts) if name != "no-audio"}
+    build_deb(debs, *debian.parse_pin(prompts.audio_package), audio)
 
     def no_apt(*args, **kwargs):
         raise AssertionError(f"apt called: {args}")
     monkeypatch.setattr(debian.subprocess, "run", no_apt)
-    return tmp_path / "cache"
+    return cache
+
+
+@pytest.fixture
+def fake_asterisk_debs(tmp_path, monkeypatch):
+    return build_prompt_debs(tmp_path / "cache", EN, PROMPTS, monkeypatch)
 
 
 @needs_dpkg
@@ -112,8 +119,8 @@ def test_build_from_packages_then_from_the_cache(fake_asterisk_debs, monkeypatch
 def test_a_package_without_the_text_file_is_a_clear_error(tmp_path, monkeypatch):
     debs = tmp_path / "debs"
     debs.mkdir()
-    build_deb(debs, *debian.parse_pin(asterisk.TEXT_PACKAGE), {"usr/share/doc/other.txt": b"x"})
-    build_deb(debs, *debian.parse_pin(asterisk.AUDIO_PACKAGE), {f"{asterisk.AUDIO_FOLDER}a.wav": _wav(1)})
+    build_deb(debs, *debian.parse_pin(EN.text_package), {"usr/share/doc/other.txt": b"x"})
+    build_deb(debs, *debian.parse_pin(EN.audio_package), {f"{EN.audio_folder}a.wav": _wav(1)})
     monkeypatch.setattr(debian.subprocess, "run", lambda *a, **k: pytest.fail("apt called"))
     with pytest.raises(SpeechDataError, match="has no .*core-sounds-en.txt.gz"):
         asterisk.build_asterisk_corpus(tmp_path)
@@ -130,9 +137,31 @@ def test_without_apt_the_error_says_what_to_do(tmp_path, monkeypatch):
 def test_a_corrupt_package_is_a_clear_error(tmp_path, monkeypatch):
     debs = tmp_path / "debs"
     debs.mkdir()
-    for pin in (asterisk.TEXT_PACKAGE, asterisk.AUDIO_PACKAGE):
+    for pin in (EN.text_package, EN.audio_package):
         name, version = debian.parse_pin(pin)
         (debs / f"{name}_{version}_all.deb").write_bytes(b"not a deb")
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("apt called"))
     with pytest.raises(SpeechDataError, match="delete the file so it is downloaded again"):
         asterisk.build_asterisk_corpus(tmp_path)
+
+
+def test_other_languages_keep_their_accents_off_and_drop_every_numeral():
+    assert asterisk.prompt_transcript("Appuyez sur 1 pour écouter.", "fr") == (None, "numerals")
+    assert asterisk.prompt_transcript("Press 1 to listen.", "en") == ("press one to listen", "kept")
+    assert asterisk.prompt_transcript("Vous n'êtes plus en ligne.", "fr") == ("vous n'etes plus en ligne", "kept")
+
+
+@needs_dpkg
+def test_a_french_prompt_set_is_its_speakers_own_corpus(tmp_path, monkeypatch):
+    texts = {"agent-loggedoff": "Vous n'êtes plus en ligne.", "press-1": "Appuyez sur 1.",
+             **{f"p-{i}": f"Message numéro {'un deux trois quatre cinq six sept huit neuf dix'.split()[i]}."
+                for i in range(10)}}
+    cache = build_prompt_debs(tmp_path / "cache", asterisk.PROMPT_SETS["fr"], texts, monkeypatch)
+    corpus = load_speech_corpus("asterisk:fr", cache)
+    everything = corpus.train + corpus.valid + corpus.test
+    assert {u.speaker for u in everything} == {"june"} and "vous n'etes plus en ligne" in {u.transcript for u in everything}
+    manifest = json.loads(open(corpus.extra["manifest"]).read())
+    assert manifest["language"] == "fr" and manifest["dropped"] == {"numerals": ["press-1"]}
+    assert "June Wallack" in manifest["license"]
+    with pytest.raises(SpeechDataError, match="no Asterisk prompt set for language 'de'"):
+        load_speech_corpus("asterisk:de", cache)
