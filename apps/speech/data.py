@@ -25,7 +25,7 @@ from dlsuite.apps.speech.audio import load_audio
 from dlsuite.apps.speech.model import output_lengths
 from dlsuite.apps.speech.transcripts import ALPHABET, SpeechDataError
 from dlsuite.apps.speech.utterances import SpeechCorpus
-from dlsuite.pipelines.batching import bucket_by_length
+from dlsuite.pipelines.batching import bucket_by_length, padding_bounded_boundaries
 
 CHAR_IDS = {c: i for i, c in enumerate(ALPHABET)}
 
@@ -149,7 +149,7 @@ def make_dataset(data: Examples, batch_size: int, shuffle: bool = False, seed: i
     if ordered:  # inference order; a known number of batches, like the bucketed training batches
         ds = ds.padded_batch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-len(data) // batch_size)))
         return _inputs_and_targets(ds)
-    return _bucketed(ds, lambda f, n, y, m: n, [len(f) for f in data.features], data.labels, dim, batch_size,
+    return _bucketed(ds, lambda f, n, y, m: n, [len(f) for f in data.features], dim, batch_size,
                      full_batches)
 
 
@@ -189,7 +189,7 @@ def make_augmented_dataset(data: Examples, batch_size: int, augmentation: augmen
         return values, tf.shape(values)[0], label, tf.shape(label)[0], key  # values: (T, F)
 
     ds = ds.map(featurize, num_parallel_calls=tf.data.AUTOTUNE)
-    return _bucketed(ds, lambda f, n, y, m, key: key, frames, data.labels, features.feature_dim(kind), batch_size,
+    return _bucketed(ds, lambda f, n, y, m, key: key, frames, features.feature_dim(kind), batch_size,
                      full_batches)
 
 
@@ -204,12 +204,18 @@ def fastest_feasible_speeds(samples, labels, factors, time_stride: int) -> np.nd
     return fastest
 
 
-def _bucketed(ds, length_of, lengths, labels, dim: int, batch_size: int, full_batches: bool) -> tf.data.Dataset:
-    """Length-bucketed batches of (features, frames, labels, label length, ...) elements."""
-    longest_label = max(len(y) for y in labels)
+def _bucketed(ds, length_of, lengths, dim: int, batch_size: int, full_batches: bool) -> tf.data.Dataset:
+    """Length-bucketed batches of (features, frames, labels, label length, ...) elements. Labels
+    are padded to the batch's longest, not the corpus's: the CTC loss's cost grows with the padded
+    label length (tf.nn.ctc_loss runs its recursion over every padded label position), and one
+    long prompt in the corpus made every batch pay for it."""
     extra = [[]] * (len(ds.element_spec) - 4)  # e.g. the bucketing key
-    ds = bucket_by_length(ds, length_of, lengths, batch_size, drop_remainder=full_batches,
-                          padded_shapes=([None, dim], [], [longest_label], [], *extra))
+    # Edges that bound the padding: recordings range from 1 s prompts to max_seconds (quantile
+    # buckets padded a mixed corpus to 1.7x its frames). At least a batch per bucket, so the
+    # full batches of multi_worker are there too.
+    boundaries = padding_bounded_boundaries(lengths, min_bucket=batch_size) or [max(lengths) + 1]
+    ds = bucket_by_length(ds, length_of, lengths, batch_size, boundaries, drop_remainder=full_batches,
+                          padded_shapes=([None, dim], [], [None], [], *extra))
     return _inputs_and_targets(ds)
 
 
