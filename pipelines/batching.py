@@ -18,7 +18,7 @@ def padding_bounded_boundaries(lengths, min_bucket: int, max_ratio: float = 1.15
     shortest, so padding costs at most that factor, unless a bucket would then hold fewer than
     `min_bucket` examples (it grows until it has them: a lone long utterance is not a batch of
     its own). Quantile buckets (bucket_boundaries) waste much more on a wide length range: on
-    synthetic speech plus human prompts of up to 20 s, 1.71x the real frames against 1.17x here
+    synthetic speech plus human prompts of up to 20 s, 1.78x the real frames against 1.20x here
     (BENCHMARKS.md, speech bucketing). Written here: tf.data takes edges, it does not choose them."""
     ordered = np.sort(np.asarray(lengths))
     boundaries, start = [], 0
@@ -45,14 +45,15 @@ def bucket_by_length(ds, length_of, lengths, batch_size: int, boundaries=None, d
         length_of: function of an element -> its int32 length (what bucketing sorts by).
         lengths: the same lengths as a list, in any order, one per example.
         batch_size: int. Examples per batch in every bucket.
-        boundaries: list of int or None. Bucket edges; None: length quantiles (`bucket_boundaries`).
+        boundaries: list of int or None. Bucket edges ([]: one bucket); None: length quantiles
+            (`bucket_boundaries`).
         drop_remainder: bool. Drop each bucket's last, partial batch (every batch then has
             `batch_size` examples; the shuffle decides which few examples sit out an epoch).
         **options: passed to `bucket_by_sequence_length` (padded_shapes, padding_values).
     """
     import tensorflow as tf
 
-    if boundaries:
+    if boundaries is not None:  # [] is one bucket; None lets quantiles choose
         boundaries = list(boundaries)
     else:  # with full batches only, a bucket needs at least one batch's worth of examples
         buckets = max(1, min(6, len(lengths) // batch_size)) if drop_remainder else 6

@@ -28,7 +28,7 @@ class SpeechConfig(TrainConfig):
     # === Data ===
     data: str = option("espeak", "espeak or synthetic (the same embedded corpus: KJV and UI text spoken by espeak-ng, flite, festival) | asterisk (embedded, human telephone prompts; asterisk:fr, :it, :es the same prompts in other languages) | folder:<path> | table:<csv/tsv> | tfds:<name>")
     # Human voices for a synthetic corpus: all of these corpora's utterances (every split) join the
-    # training split only, never the LM text, validation or test (data.load_splits).
+    # training split only, never the LM text, validation or test (train.prepare).
     extra_train_data: tuple[str, ...] = option((), "more corpora (same forms as data) whose every utterance joins the training split, e.g. asterisk:fr,asterisk:it (other people reading the prompts in French and Italian)")
     cache_dir: str = option("data_cache/speech", "where the synthesized corpus is kept between runs")
     num_sentences: int = option(2400, "synthetic: sentences to speak (80/10/10 train/valid/test), plus as many out-of-domain test sentences as test ones")

@@ -46,8 +46,11 @@ def load_splits(config) -> SpeechCorpus:
 def extra_train_utterances(config) -> list:
     """Every utterance of `extra_train_data`'s corpora (all their splits): training data only, kept
     apart from the corpus's `train` split, whose transcripts are LM text."""
-    return [u for name in config.extra_train_data
-            for corpus_ in [_load_corpus(config, name)] for u in corpus_.train + corpus_.valid + corpus_.test]
+    utterances = []
+    for name in config.extra_train_data:
+        extra = _load_corpus(config, name)
+        utterances += extra.train + extra.valid + extra.test
+    return utterances
 
 
 def _load_corpus(config, name: str) -> SpeechCorpus:
@@ -213,7 +216,7 @@ def _bucketed(ds, length_of, lengths, dim: int, batch_size: int, full_batches: b
     # Edges that bound the padding: recordings range from 1 s prompts to max_seconds (quantile
     # buckets padded a mixed corpus to 1.7x its frames). At least a batch per bucket, so the
     # full batches of multi_worker are there too.
-    boundaries = padding_bounded_boundaries(lengths, min_bucket=batch_size) or [max(lengths) + 1]
+    boundaries = padding_bounded_boundaries(lengths, min_bucket=batch_size)  # [] when one bucket does
     ds = bucket_by_length(ds, length_of, lengths, batch_size, boundaries, drop_remainder=full_batches,
                           padded_shapes=([None, dim], [], [None], [], *extra))
     return _inputs_and_targets(ds)
